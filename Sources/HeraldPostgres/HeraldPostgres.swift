@@ -1,0 +1,1 @@
+// HeraldPostgres: every libpq call of Herald.
