@@ -1,1 +1,128 @@
-// HeraldServer
+// HeraldServer: the running service — HTTP and WebSocket endpoints, sockets, the hub that fans changes out,
+// token checks, and the change feed that reads PostgreSQL.
+import HeraldCore
+import HeraldPostgres
+import Hummingbird
+import HummingbirdCore
+import Logging
+import NIOCore
+import ServiceLifecycle
+
+/// Everything `herald serve` needs to know.
+public struct ServerConfiguration: Sendable {
+    public var host: String
+    public var port: Int
+    public var databaseURL: String
+    public var jwtSecret: String
+    /// Inbound WebSocket messages above this size close the socket (1009).
+    public var maxMessageBytes = 5_000_000
+    /// A socket that sends nothing (not even a heartbeat) for this long is closed (1000).
+    public var idleTimeoutMilliseconds: Int64 = 60_000
+    /// A socket whose unsent backlog grows past this is closed as a slow consumer.
+    public var maxBufferedBytes = 16 << 20
+
+    public init(host: String = "127.0.0.1", port: Int = 4000, databaseURL: String, jwtSecret: String) {
+        self.host = host
+        self.port = port
+        self.databaseURL = databaseURL
+        self.jwtSecret = jwtSecret
+    }
+}
+
+/// Builds and runs Herald until SIGINT/SIGTERM (or cancellation), then shuts down in order: sockets get a close
+/// frame, the listener stops accepting, the PostgreSQL connections close.
+public enum HeraldServer {
+    /// `onRunning` receives the bound port (useful with port 0).
+    public static func run(
+        _ configuration: ServerConfiguration,
+        logger: Logger,
+        onRunning: @escaping @Sendable (Int) async -> Void = { _ in }
+    ) async throws {
+        let verifier = try await TokenVerifier.make(secret: configuration.jwtSecret)
+        let database = PostgresClient(databaseURL: configuration.databaseURL, logger: logger)
+        let catalog = TableCatalog(load: { try await TableCatalog.load(from: database) })
+        let hub = Hub(catalog: catalog, logger: logger)
+        let sockets = SocketHandler(hub: hub, verifier: verifier, maxMessageBytes: configuration.maxMessageBytes)
+        let router = Router()
+        addRoutes(to: router, verifier: verifier, hub: hub)
+        let maxFrameSize = configuration.maxMessageBytes
+        let server = HTTPServerBuilder { responder in
+            WebSocketUpgradeChannel(responder: responder, maxFrameSize: maxFrameSize, verifier: verifier) { socket, version, token, logger in
+                await sockets.serve(socket, version: version, token: token, logger: logger)
+            }
+        }
+        let app = Application(
+            router: router,
+            server: server,
+            configuration: .init(address: .hostname(configuration.host, port: configuration.port), serverName: "herald"),
+            onServerRunning: { channel in await onRunning(channel.localAddress?.port ?? configuration.port) },
+            logger: logger
+        )
+        let feed = ChangeFeed(databaseURL: configuration.databaseURL, hub: hub, catalog: catalog, logger: logger)
+        let housekeeping = Housekeeping(hub: hub, configuration: configuration)
+        // Graceful shutdown runs in reverse order: sockets close first, then the HTTP server, then PostgreSQL.
+        let group = ServiceGroup(
+            configuration: .init(
+                services: [.init(service: feed), .init(service: app), .init(service: housekeeping)],
+                gracefulShutdownSignals: [.sigterm, .sigint],
+                logger: logger
+            )
+        )
+        defer { database.close() }
+        try await group.run()
+    }
+
+    static func addRoutes(to router: Router<BasicRequestContext>, verifier: TokenVerifier, hub: Hub) {
+        router.get("/healthcheck") { _, _ in "ok" }
+        // Upgrades that were refused arrive here as plain HTTP requests: answer with upstream's status and body.
+        for path in Admission.socketPaths {
+            router.get(RouterPath(path)) { request, _ -> Response in
+                let admission = Admission.evaluate(
+                    uri: request.uri.description,
+                    apiKeyHeader: request.headers[HTTPField.Name("x-api-key")!],
+                    verifier: verifier,
+                    now: WallClock.seconds()
+                )
+                switch admission {
+                case .refuse(let status, let error):
+                    return jsonResponse(status: status, error: error)
+                case .accept:
+                    return jsonResponse(status: 400, error: "WebSocket upgrade required")
+                }
+            }
+        }
+    }
+
+    static func jsonResponse(status: Int, error: String?) -> Response {
+        guard let error else {
+            return Response(status: .init(code: status), headers: [.contentLength: "0"], body: .init())
+        }
+        let body = JSONValue.object(["error": .string(error)]).jsonBytes
+        return Response(
+            status: .init(code: status),
+            headers: [.contentType: "application/json"],
+            body: .init(byteBuffer: ByteBuffer(bytes: body))
+        )
+    }
+}
+
+/// The shared sweep for idle sockets and slow consumers; on graceful shutdown it closes every socket.
+struct Housekeeping: Service {
+    let hub: Hub
+    let configuration: ServerConfiguration
+
+    func run() async throws {
+        try await withGracefulShutdownHandler {
+            while !Task.isShuttingDownGracefully && !Task.isCancelled {
+                try? await Task.sleep(for: .seconds(1))
+                await hub.sweep(
+                    now: WallClock.milliseconds(),
+                    idleMilliseconds: configuration.idleTimeoutMilliseconds,
+                    maxBufferedBytes: configuration.maxBufferedBytes
+                )
+            }
+        } onGracefulShutdown: {
+            hub.closeAll()
+        }
+    }
+}

@@ -1,0 +1,73 @@
+import HeraldCore
+import HeraldPostgres
+import Logging
+import ServiceLifecycle
+import Synchronization
+
+/// The trigger change source: Herald's one LISTEN connection. Row changes are decoded and dispatched on the
+/// listener's thread, one at a time, so they reach sockets in commit order; an interrupted stream is reported to
+/// every subscribed channel, since NOTIFY forgets what was sent while nobody listened.
+struct ChangeFeed: Service {
+    static let changesChannel = "herald_changes"
+    static let catalogChannel = "herald_catalog"
+    static let gapMessage = "Changes may have been missed: the connection to the database was interrupted. Refetch to catch up."
+
+    let databaseURL: String
+    let hub: Hub
+    let catalog: TableCatalog
+    let logger: Logger
+
+    func run() async throws {
+        let stamper = CommitStamper()
+        let listener = NotificationListener(
+            databaseURL: databaseURL,
+            configuration: .init(channels: [Self.changesChannel, Self.catalogChannel]),
+            logger: logger
+        ) { [hub, catalog, logger] event in
+            switch event {
+            case .listening(let reconnected):
+                logger.info("listening for changes", metadata: ["reconnected": "\(reconnected)"])
+                if reconnected {
+                    catalog.invalidate()
+                    hub.reportGap(Self.gapMessage)
+                }
+            case .connectionLost(let reason):
+                logger.warning("change feed connection lost, reconnecting", metadata: ["reason": "\(reason)"])
+            case .notification(let channel, let payload) where channel == Self.catalogChannel:
+                logger.info("change capture changed", metadata: ["table": "\(payload)"])
+                catalog.invalidate()
+            case .notification(_, let payload):
+                do {
+                    let decoded = try TriggerPayload(json: Array(payload.utf8))
+                    let commitTime = stamper.timestamp(transaction: decoded.transactionID, now: WallClock.microseconds())
+                    hub.dispatch(decoded.change(commitTimestamp: commitTime))
+                } catch {
+                    logger.error("dropped an undecodable change notification", metadata: ["reason": "\(error.reason)"])
+                }
+            }
+        }
+        await cancelWhenGracefulShutdown {
+            await listener.run()
+        }
+    }
+}
+
+/// NOTIFY carries no commit time: a change is stamped when it arrives, which is right after its commit, and
+/// every row of one transaction shares the first row's stamp.
+final class CommitStamper: Sendable {
+    private struct Last {
+        var transaction = ""
+        var timestamp: Int64 = 0
+    }
+
+    private let last = Mutex(Last())
+
+    func timestamp(transaction: String, now: Int64) -> Int64 {
+        last.withLock { last in
+            if last.transaction != transaction || transaction.isEmpty {
+                last = Last(transaction: transaction, timestamp: now)
+            }
+            return last.timestamp
+        }
+    }
+}

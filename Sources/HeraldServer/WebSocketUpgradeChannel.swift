@@ -1,0 +1,88 @@
+import HeraldCore
+import HummingbirdCore
+import Logging
+import NIOCore
+import NIOHTTP1
+import NIOHTTPTypes
+import NIOHTTPTypesHTTP1
+import NIOWebSocket
+
+/// The server's child channel: HTTP/1.1 with a WebSocket upgrade on the socket paths. Hummingbird's own
+/// WebSocket channel answers a refused upgrade with a redirect; upstream clients expect the refusal as an
+/// HTTP status with a JSON body, so a refused upgrade falls through to the HTTP router, which writes it.
+struct WebSocketUpgradeChannel: ServerChildChannel, HTTPChannelHandler {
+    enum UpgradeResult: Sendable {
+        case websocket(NIOAsyncChannel<WebSocketFrame, WebSocketFrame>, version: SerializerVersion, token: String)
+        case http(NIOAsyncChannel<HTTPRequestPart, HTTPResponsePart>)
+    }
+
+    struct Value: ServerChildChannelValue {
+        let upgradeResult: EventLoopFuture<UpgradeResult>
+        let channel: any Channel
+    }
+
+    let responder: HTTPChannelHandler.Responder
+    let maxFrameSize: Int
+    let verifier: TokenVerifier
+    let serveWebSocket: @Sendable (NIOAsyncChannel<WebSocketFrame, WebSocketFrame>, SerializerVersion, String, Logger) async -> Void
+
+    func setup(channel: any Channel, logger: Logger) -> EventLoopFuture<Value> {
+        channel.eventLoop.makeCompletedFuture {
+            let verifier = self.verifier
+            let upgrader = NIOTypedWebSocketServerUpgrader<UpgradeResult>(
+                maxFrameSize: maxFrameSize,
+                shouldUpgrade: { channel, head in
+                    let admission = Admission.evaluate(
+                        uri: head.uri,
+                        apiKeyHeader: head.headers.first(name: "x-api-key"),
+                        verifier: verifier,
+                        now: WallClock.seconds()
+                    )
+                    guard case .accept = admission else { return channel.eventLoop.makeSucceededFuture(nil) }
+                    return channel.eventLoop.makeSucceededFuture(HTTPHeaders())
+                },
+                upgradePipelineHandler: { channel, head in
+                    channel.eventLoop.makeCompletedFuture {
+                        let (_, query) = Admission.splitURI(head.uri)
+                        let token = head.headers.first(name: "x-api-key") ?? query["apikey"] ?? ""
+                        let version = SerializerVersion(vsn: query["vsn"]) ?? .v1
+                        let asyncChannel = try NIOAsyncChannel<WebSocketFrame, WebSocketFrame>(wrappingChannelSynchronously: channel)
+                        return UpgradeResult.websocket(asyncChannel, version: version, token: token)
+                    }
+                }
+            )
+            let upgradeConfiguration = NIOTypedHTTPServerUpgradeConfiguration(
+                upgraders: [upgrader],
+                notUpgradingCompletionHandler: { channel in
+                    channel.eventLoop.makeCompletedFuture {
+                        try channel.pipeline.syncOperations.addHandler(HTTP1ToHTTPServerCodec(secure: false))
+                        let asyncChannel = try NIOAsyncChannel<HTTPRequestPart, HTTPResponsePart>(
+                            wrappingChannelSynchronously: channel,
+                            configuration: .init(isOutboundHalfClosureEnabled: true)
+                        )
+                        return UpgradeResult.http(asyncChannel)
+                    }
+                }
+            )
+            var pipeline = NIOUpgradableHTTPServerPipelineConfiguration<UpgradeResult>(upgradeConfiguration: upgradeConfiguration)
+            pipeline.enablePipelining = false
+            pipeline.enableErrorHandling = false
+            pipeline.enableResponseHeaderValidation = false
+            let result = try channel.pipeline.syncOperations.configureUpgradableHTTPServerPipeline(configuration: pipeline)
+            return Value(upgradeResult: result, channel: channel)
+        }
+    }
+
+    func handle(value: Value, logger: Logger) async {
+        do {
+            switch try await value.upgradeResult.get() {
+            case .http(let http):
+                await handleHTTP(asyncChannel: http, logger: logger)
+            case .websocket(let socket, let version, let token):
+                await serveWebSocket(socket, version, token, logger)
+            }
+        } catch {
+            logger.debug("connection ended during the HTTP upgrade", metadata: ["error": "\(error)"])
+        }
+    }
+}

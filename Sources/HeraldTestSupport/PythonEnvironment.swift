@@ -1,0 +1,95 @@
+import Foundation
+
+/// The virtual environment holding the official Python `realtime` client for interoperability tests, created on
+/// first use under the package's `.build/` (or taken from `HERALD_TEST_PYTHON`).
+public actor PythonEnvironment {
+    public static let shared = PythonEnvironment()
+    public static let realtimeRequirement = "realtime==2.34.1"
+
+    private var interpreterPath: String?
+
+    /// The path of a Python interpreter that can `import realtime`.
+    public func interpreter(packageRoot: URL) async throws -> String {
+        if let interpreterPath { return interpreterPath }
+        if let given = ProcessInfo.processInfo.environment["HERALD_TEST_PYTHON"] {
+            interpreterPath = given
+            return given
+        }
+        let venv = packageRoot.appendingPathComponent(".build/python-venv")
+        let python = venv.appendingPathComponent("bin/python").path
+        if (try? Self.run([python, "-c", "import realtime"])) == nil {
+            try Self.run(["python3", "-m", "venv", venv.path])
+            try Self.run([python, "-m", "pip", "install", "--quiet", "--disable-pip-version-check", Self.realtimeRequirement])
+        }
+        interpreterPath = python
+        return python
+    }
+
+    @discardableResult
+    static func run(_ arguments: [String]) throws -> String {
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+        process.arguments = arguments
+        let output = Pipe()
+        process.standardOutput = output
+        process.standardError = output
+        try process.run()
+        let data = output.fileHandleForReading.readDataToEndOfFile()
+        process.waitUntilExit()
+        let text = String(decoding: data, as: UTF8.self)
+        guard process.terminationStatus == 0 else {
+            throw PythonError(description: "\(arguments.joined(separator: " ")) failed: \(text)")
+        }
+        return text
+    }
+
+    public struct PythonError: Error, CustomStringConvertible {
+        public var description: String
+    }
+}
+
+/// A child process whose standard output is read line by line (the Python probes print one JSON line per event).
+public final class LineProcess: @unchecked Sendable {
+    private let process = Process()
+    private let lines: AsyncStream<String>
+
+    public init(_ arguments: [String]) throws {
+        process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+        process.arguments = arguments
+        let output = Pipe()
+        process.standardOutput = output
+        process.standardError = FileHandle.standardError
+        let (lines, continuation) = AsyncStream.makeStream(of: String.self)
+        self.lines = lines
+        let handle = output.fileHandleForReading
+        let thread = Thread {
+            var pending = Data()
+            while true {
+                let chunk = handle.availableData
+                if chunk.isEmpty { break }
+                pending.append(chunk)
+                while let newline = pending.firstIndex(of: 0x0A) {
+                    continuation.yield(String(decoding: pending[pending.startIndex..<newline], as: UTF8.self))
+                    pending.removeSubrange(pending.startIndex...newline)
+                }
+            }
+            continuation.finish()
+        }
+        try process.run()
+        thread.start()
+    }
+
+    /// All lines, in order, until the process closes its output.
+    public var outputLines: AsyncStream<String> { lines }
+
+    public func waitForExit() -> Int32 {
+        process.waitUntilExit()
+        return process.terminationStatus
+    }
+
+    public func terminate() {
+        if process.isRunning { process.terminate() }
+    }
+
+    deinit { terminate() }
+}

@@ -1,0 +1,47 @@
+import ArgumentParser
+import HeraldServer
+
+struct Serve: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "Serve WebSocket clients from a migrated database.")
+
+    @OptionGroup var database: DatabaseOptions
+    @OptionGroup var logging: LoggingOptions
+
+    @Option(name: .long, help: "Address to listen on (env: HERALD_HOST, HOST).")
+    var host: String?
+
+    @Option(name: .long, help: "Port to listen on (env: HERALD_PORT, PORT; default 4000).")
+    var port: Int?
+
+    @Option(name: .long, help: "HS256 secret that signs client tokens (env: HERALD_JWT_SECRET, JWT_SECRET).")
+    var jwtSecret: String?
+
+    func run() async throws {
+        let logger = try logging.makeLogger()
+        let configuration = try ServerConfiguration(
+            host: host ?? Environment.value("HOST") ?? "0.0.0.0",
+            port: try Self.port(port),
+            databaseURL: database.resolved(),
+            jwtSecret: Self.secret(jwtSecret)
+        )
+        try await Self.failingCleanly {
+            try await HeraldServer.run(configuration, logger: logger) { port in
+                logger.info("herald is serving", metadata: ["url": "ws://\(configuration.host):\(port)/socket/websocket"])
+            }
+        }
+    }
+
+    static func port(_ given: Int?) throws -> Int {
+        if let given { return given }
+        guard let text = Environment.value("PORT") else { return 4000 }
+        guard let port = Int(text), (0...65535).contains(port) else { throw ValidationError("PORT must be a port number, got '\(text)'") }
+        return port
+    }
+
+    static func secret(_ given: String?) throws -> String {
+        guard let secret = given ?? Environment.value("JWT_SECRET"), !secret.isEmpty else {
+            throw ValidationError("no JWT secret: pass --jwt-secret or set JWT_SECRET")
+        }
+        return secret
+    }
+}

@@ -1,0 +1,124 @@
+import HeraldCore
+import HeraldServer
+import HeraldTestSupport
+import Testing
+
+/// Upgrade-time authentication, framing, heartbeats and bad input over real sockets.
+@Suite struct ConnectionTests {
+    func refusal(_ herald: HeraldInstance, target: String, headers: [(String, String)] = []) async throws -> TestWebSocket.UpgradeRefused {
+        do {
+            let socket = try await TestWebSocket.connect(port: herald.port, target: target, headers: headers)
+            await socket.close()
+            throw HarnessError("the upgrade of \(target) was accepted")
+        } catch let refused as TestWebSocket.UpgradeRefused {
+            return refused
+        }
+    }
+
+    @Test func upgradeRefusalsCarryUpstreamStatusesAndErrors() async throws {
+        try await withHerald { herald in
+            let valid = try await herald.token()
+            let missing = try await refusal(herald, target: "/socket/websocket?vsn=1.0.0")
+            #expect(missing.status == 401 && missing.body == #"{"error":"API key is missing"}"#)
+
+            let badVersion = try await refusal(herald, target: "/socket/websocket?apikey=\(valid)&vsn=3.0.0")
+            #expect(badVersion.status == 403 && badVersion.body.isEmpty)
+
+            let expired = try await refusal(herald, target: "/socket/websocket?apikey=\(try await herald.token(expiresIn: -10))")
+            #expect(expired.status == 401 && expired.body == #"{"error":"Token has expired"}"#)
+
+            let garbage = try await refusal(herald, target: "/socket/websocket?apikey=not-a-jwt")
+            #expect(garbage.status == 401 && garbage.body == #"{"error":"The token provided is not a valid JWT"}"#)
+
+            let forged = try await TokenIssuer.sign(["role": "service_role", "exp": 9_999_999_999], secret: "some-other-secret")
+            let badSignature = try await refusal(herald, target: "/socket/websocket?apikey=\(forged)")
+            #expect(badSignature.status == 401 && badSignature.body == #"{"error":"Failed to validate JWT signature"}"#)
+
+            let roleless = try await TokenIssuer.sign(["exp": 9_999_999_999], secret: HeraldInstance.secret)
+            let noRole = try await refusal(herald, target: "/socket/websocket?apikey=\(roleless)")
+            #expect(noRole.status == 401 && noRole.body == #"{"error":"Fields `role` and `exp` are required in JWT"}"#)
+
+            // The x-api-key header wins over the query parameter.
+            let socket = try await TestWebSocket.connect(port: herald.port, target: "/realtime/v1/websocket?apikey=bad", headers: [("x-api-key", valid)])
+            await socket.close()
+        }
+    }
+
+    @Test func heartbeatsAndUnmatchedTopicsInBothVersions() async throws {
+        try await withHerald { herald in
+            let v2 = try await herald.socket(vsn: "2.0.0")
+            try await v2.sendText(#"[null,"7","phoenix","heartbeat",{}]"#)
+            #expect(try await v2.receive().text == #"[null,"7","phoenix","phx_reply",{"status":"ok","response":{}}]"#)
+            try await v2.sendText(#"["1","8","realtime:nope","broadcast",{}]"#)
+            #expect(try await v2.receive().text == #"[null,"8","realtime:nope","phx_reply",{"status":"error","response":{"reason":"unmatched topic"}}]"#)
+            await v2.close()
+
+            let v1 = try await herald.socket(vsn: nil)
+            try await v1.sendText(#"{"topic":"phoenix","event":"heartbeat","payload":{},"ref":null}"#)
+            #expect(try await v1.receive().text == #"{"topic":"phoenix","event":"phx_reply","payload":{"status":"ok","response":{}},"ref":null}"#)
+            try await v1.sendText(#"{"topic":"other","event":"phx_join","payload":{},"ref":"2","join_ref":"2"}"#)
+            #expect(try await v1.receive().text == #"{"topic":"other","event":"phx_reply","payload":{"status":"error","response":{"reason":"unmatched topic"}},"ref":"2"}"#)
+            await v1.close()
+        }
+    }
+
+    @Test func joinLeaveAndDuplicateJoinInV2() async throws {
+        try await withHerald { herald in
+            let socket = try await herald.socket()
+            let (reply, _) = try await socket.joinV2("realtime:room1", config: ["broadcast": ["self": false], "presence": ["key": ""], "postgres_changes": []])
+            #expect(reply.jsonString == #"["1","1","realtime:room1","phx_reply",{"status":"ok","response":{"postgres_changes":[]}}]"#)
+            try await socket.push("2", "2", "realtime:room1", "phx_join", ["config": [:]])
+            #expect(try await socket.receive().text == #"["1","1","realtime:room1","phx_close",{}]"#)
+            #expect(try await socket.receive().text == #"["2","2","realtime:room1","phx_reply",{"status":"ok","response":{"postgres_changes":[]}}]"#)
+            try await socket.push("2", "3", "realtime:room1", "phx_leave", [:])
+            #expect(try await socket.receive().text == #"["2","3","realtime:room1","phx_reply",{"status":"ok","response":{}}]"#)
+            #expect(try await socket.receive().text == #"["2","2","realtime:room1","phx_close",{}]"#)
+            await socket.close()
+        }
+    }
+
+    @Test func badInputIsDroppedAndTheSocketKeepsWorking() async throws {
+        try await withHerald { herald in
+            let socket = try await herald.socket()
+            for junk in ["not json", "{}", "[1,2]", #"["1","2",3,"e",{}]"#, String(repeating: "[", count: 10_000), #"{"topic":"phoenix"}"#] {
+                try await socket.sendText(junk)
+            }
+            try await socket.sendBinary([0xFF, 0x00, 0x13, 0x37])
+            try await socket.sendBinary([])
+            try await socket.sendFrame(opcode: 0x1, payload: [0xC3, 0x28])  // invalid UTF-8
+            try await socket.sendText(#"[null,"9","phoenix","heartbeat",{}]"#)
+            #expect(try await socket.receive().text == #"[null,"9","phoenix","phx_reply",{"status":"ok","response":{}}]"#)
+            await socket.close()
+        }
+    }
+
+    @Test func pingIsAnsweredWithPong() async throws {
+        try await withHerald { herald in
+            let socket = try await herald.socket()
+            try await socket.sendFrame(opcode: 0x9, payload: Array("hi".utf8))
+            let pong = try await socket.receive()
+            #expect(pong.opcode == 0xA && pong.text == "hi")
+            await socket.close()
+        }
+    }
+
+    @Test func oversizedMessagesCloseOnlyThatSocket() async throws {
+        try await withHerald { herald in
+            let bystander = try await herald.socket()
+            let offender = try await herald.socket()
+            try await offender.sendText(String(repeating: "x", count: 5_000_001))
+            let close = try await offender.receive()
+            #expect(close.closeCode == 1009)
+            try await bystander.sendText(#"[null,"1","phoenix","heartbeat",{}]"#)
+            #expect(try await bystander.receive().text.contains(#""status":"ok""#))
+            await bystander.close()
+        }
+    }
+
+    @Test func healthcheck() async throws {
+        try await withHerald { herald in
+            let response = try await HTTPProbe.get(port: herald.port, path: "/healthcheck")
+            #expect(response.status == 200 && response.body == "ok")
+        }
+    }
+}

@@ -1,0 +1,47 @@
+"""Interoperability probe: the official `realtime` client subscribes to postgres_changes through Herald.
+
+Usage: postgres_changes.py URL TOKEN EVENT TABLE FILTER COUNT
+Prints one line `SUBSCRIBED` once the channel is subscribed, then one JSON line per received change
+(the raw payload the client hands to callbacks), and exits after COUNT changes (or 20 s).
+"""
+
+import asyncio
+import json
+import sys
+
+from realtime import AsyncRealtimeClient, RealtimeSubscribeStates
+
+
+async def main() -> None:
+    url, token, event, table, filter_, count = sys.argv[1:7]
+    count = int(count)
+    received: list = []
+    done = asyncio.Event()
+    subscribed = asyncio.Event()
+
+    def on_change(payload) -> None:
+        print(json.dumps(payload, sort_keys=True), flush=True)
+        received.append(payload)
+        if len(received) >= count:
+            done.set()
+
+    def on_subscribe(status: RealtimeSubscribeStates, error) -> None:
+        if status == RealtimeSubscribeStates.SUBSCRIBED:
+            subscribed.set()
+        elif error is not None:
+            print(f"ERROR {status} {error}", flush=True)
+
+    client = AsyncRealtimeClient(url, token, auto_reconnect=False)
+    await client.connect()
+    channel = client.channel("interop")
+    channel.on_postgres_changes(event, on_change, table=table, schema="public", filter=filter_ or None)
+    await channel.subscribe(on_subscribe)
+    await asyncio.wait_for(subscribed.wait(), 10)
+    print("SUBSCRIBED", flush=True)
+    try:
+        await asyncio.wait_for(done.wait(), 20)
+    finally:
+        await client.close()
+
+
+asyncio.run(main())
