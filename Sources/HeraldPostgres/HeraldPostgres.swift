@@ -1,1 +1,0 @@
-// HeraldPostgres: every libpq call of Herald.

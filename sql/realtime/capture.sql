@@ -1,0 +1,148 @@
+-- Change capture with triggers + NOTIFY. Repeatable: re-applied whenever this file changes.
+--
+-- Every captured row change sends on channel `herald_changes` the JSON text
+--   {"schema":…,"table":…,"type":"INSERT|UPDATE|DELETE","xid":"<txid>","columns":[{"name":…,"type":…}],
+--    "record":{…} (INSERT, UPDATE),"old_record":{…} (UPDATE, DELETE)}
+-- built as text so that keys keep this order. Payloads over 7900 bytes are parked in
+-- realtime.change_payloads and `{"ref":<id>}` is sent instead. Both NOTIFY and the parked row are
+-- transactional: a rolled-back transaction leaves nothing behind.
+
+-- The replica identity of OLD as JSON text, keys in column order: default → primary key,
+-- FULL → every column, INDEX → the identity index's columns, NOTHING (or no primary key) → {}.
+CREATE OR REPLACE FUNCTION realtime.replica_identity_record(relation oid, old_row json)
+RETURNS text
+LANGUAGE plpgsql
+STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    identity "char";
+    key_columns text[];
+BEGIN
+    SELECT c.relreplident INTO identity FROM pg_class c WHERE c.oid = relation;
+    IF identity = 'f' THEN
+        RETURN old_row::text;
+    END IF;
+    SELECT array_agg(a.attname::text)
+      INTO key_columns
+      FROM pg_index i
+      JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = ANY (i.indkey)
+     WHERE i.indrelid = relation
+       AND ((identity = 'd' AND i.indisprimary) OR (identity = 'i' AND i.indisreplident));
+    RETURN '{' || coalesce(
+        (SELECT string_agg(to_json(member.key)::text || ':' || member.value::text, ',' ORDER BY member.position)
+           FROM json_each(old_row) WITH ORDINALITY AS member(key, value, position)
+          WHERE member.key = ANY (key_columns)),
+        '') || '}';
+END
+$$;
+
+-- The row trigger. SECURITY DEFINER so that roles writing the table need no rights on realtime.*.
+CREATE OR REPLACE FUNCTION realtime.capture_changes()
+RETURNS trigger
+LANGUAGE plpgsql
+SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    columns text;
+    payload text;
+    parked_id bigint;
+BEGIN
+    SELECT '[' || coalesce(string_agg(
+               '{"name":' || to_json(a.attname::text)::text || ',"type":' || to_json(t.typname::text)::text || '}',
+               ',' ORDER BY a.attnum), '') || ']'
+      INTO columns
+      FROM pg_attribute a
+      JOIN pg_type t ON t.oid = a.atttypid
+     WHERE a.attrelid = TG_RELID AND a.attnum > 0 AND NOT a.attisdropped;
+
+    payload := '{"schema":' || to_json(TG_TABLE_SCHEMA::text)::text
+        || ',"table":' || to_json(TG_TABLE_NAME::text)::text
+        || ',"type":' || to_json(TG_OP::text)::text
+        || ',"xid":' || to_json(txid_current()::text)::text
+        || ',"columns":' || columns;
+    IF TG_OP <> 'DELETE' THEN
+        -- row_to_json keeps column order and is compact (to_jsonb would sort keys and add spaces).
+        payload := payload || ',"record":' || row_to_json(NEW)::text;
+    END IF;
+    IF TG_OP <> 'INSERT' THEN
+        payload := payload || ',"old_record":' || realtime.replica_identity_record(TG_RELID, row_to_json(OLD));
+    END IF;
+    payload := payload || '}';
+
+    IF octet_length(payload) > 7900 THEN
+        INSERT INTO realtime.change_payloads (payload) VALUES (payload) RETURNING id INTO parked_id;
+        PERFORM pg_notify('herald_changes', '{"ref":' || parked_id || '}');
+    ELSE
+        PERFORM pg_notify('herald_changes', payload);
+    END IF;
+    RETURN NULL;
+END
+$$;
+
+-- Starts capturing a table (idempotent) and tells Herald on channel `herald_catalog`.
+CREATE OR REPLACE FUNCTION realtime.enable_capture(target regclass)
+RETURNS void
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    schema_name text;
+    table_name text;
+BEGIN
+    SELECT n.nspname, c.relname INTO schema_name, table_name
+      FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+     WHERE c.oid = target;
+    IF NOT EXISTS (SELECT 1 FROM pg_trigger WHERE tgrelid = target AND tgname = 'herald_capture') THEN
+        EXECUTE format(
+            'CREATE TRIGGER herald_capture AFTER INSERT OR UPDATE OR DELETE ON %I.%I '
+            'FOR EACH ROW EXECUTE FUNCTION realtime.capture_changes()',
+            schema_name, table_name);
+    END IF;
+    PERFORM pg_notify('herald_catalog', schema_name || '.' || table_name);
+END
+$$;
+
+-- Stops capturing a table (idempotent) and tells Herald on channel `herald_catalog`.
+CREATE OR REPLACE FUNCTION realtime.disable_capture(target regclass)
+RETURNS void
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    schema_name text;
+    table_name text;
+BEGIN
+    SELECT n.nspname, c.relname INTO schema_name, table_name
+      FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+     WHERE c.oid = target;
+    EXECUTE format('DROP TRIGGER IF EXISTS herald_capture ON %I.%I', schema_name, table_name);
+    PERFORM pg_notify('herald_catalog', schema_name || '.' || table_name);
+END
+$$;
+
+-- Every captured table with its columns ([{"name","type"}] in attnum order) and primary key columns
+-- (in key order; empty when there is none).
+CREATE OR REPLACE FUNCTION realtime.captured_tables()
+RETURNS TABLE (schema_name text, table_name text, columns jsonb, primary_key text[])
+LANGUAGE sql
+STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+    SELECT n.nspname::text,
+           c.relname::text,
+           (SELECT coalesce(jsonb_agg(jsonb_build_object('name', a.attname::text, 'type', t.typname::text) ORDER BY a.attnum), '[]')
+              FROM pg_attribute a
+              JOIN pg_type t ON t.oid = a.atttypid
+             WHERE a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped),
+           (SELECT coalesce(array_agg(a.attname::text ORDER BY array_position(i.indkey::int2[], a.attnum)), '{}')
+              FROM pg_index i
+              JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = ANY (i.indkey)
+             WHERE i.indrelid = c.oid AND i.indisprimary)
+      FROM pg_trigger tg
+      JOIN pg_class c ON c.oid = tg.tgrelid
+      JOIN pg_namespace n ON n.oid = c.relnamespace
+     WHERE tg.tgname = 'herald_capture'
+     ORDER BY 1, 2
+$$;
