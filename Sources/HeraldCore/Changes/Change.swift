@@ -1,0 +1,49 @@
+/// The kind of row change.
+public enum ChangeType: String, Sendable, Hashable {
+    case insert = "INSERT"
+    case update = "UPDATE"
+    case delete = "DELETE"
+}
+
+/// A table column as events describe it: name and `pg_type.typname`.
+public struct Column: Sendable, Hashable {
+    public var name: String
+    public var type: String
+
+    public init(name: String, type: String) {
+        self.name = name
+        self.type = type
+    }
+}
+
+/// One committed row change, as every change source produces it.
+public struct Change: Sendable {
+    public var schema: String
+    public var table: String
+    public var type: ChangeType
+    /// Microseconds since the Unix epoch (UTC).
+    public var commitTimestamp: Int64
+    public var columns: [Column]
+    /// The new row (INSERT, UPDATE).
+    public var record: JSONObject?
+    /// The old row's replica identity columns (UPDATE, DELETE).
+    public var oldRecord: JSONObject?
+
+    public init(
+        schema: String,
+        table: String,
+        type: ChangeType,
+        commitTimestamp: Int64,
+        columns: [Column],
+        record: JSONObject?,
+        oldRecord: JSONObject?
+    ) {
+        self.schema = schema
+        self.table = table
+        self.type = type
+        self.commitTimestamp = commitTimestamp
+        self.columns = columns
+        self.record = record
+        self.oldRecord = oldRecord
+    }
+}
