@@ -79,28 +79,3 @@ struct LikePattern: Sendable {
         return mapping.count == 1 ? mapping[mapping.startIndex] : scalar
     }
 }
-
-/// A compiled `~` / `~*` pattern, searched anywhere in the text (unanchored), code point by code point,
-/// `.` matching newlines as in PostgreSQL. Swift's regex syntax stands in for PostgreSQL's ARE: the common
-/// subset (classes, `[[:alpha:]]`, quantifiers, groups, anchors, `\d \s \w`) behaves the same; ARE-only
-/// escapes such as `\m`, `\M`, `\y` do not.
-struct RegexPattern: @unchecked Sendable {
-    // `Regex` is not `Sendable`. This one is built and run once in `init`, before the value can be shared,
-    // and is only read afterwards.
-    private let regex: Regex<AnyRegexOutput>
-
-    init(_ pattern: String, caseInsensitive: Bool, operatorName: String) throws(FilterBindingError) {
-        var regex: Regex<AnyRegexOutput>
-        do {
-            regex = try Regex(pattern)
-        } catch {
-            throw .raise("invalid regular expression for \(operatorName) filter: invalid regular expression: \(error)")
-        }
-        regex = regex.matchingSemantics(.unicodeScalar).dotMatchesNewlines()
-        if caseInsensitive { regex = regex.ignoresCase() }
-        _ = "".contains(regex)
-        self.regex = regex
-    }
-
-    func matches(_ text: String) -> Bool { text.contains(regex) }
-}
