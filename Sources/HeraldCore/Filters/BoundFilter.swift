@@ -24,7 +24,8 @@ public struct BoundFilter: Sendable {
         var predicates: [ColumnPredicate] = []
         predicates.reserveCapacity(conditions.count)
         for condition in conditions {
-            guard let column = columns.first(where: { $0.name == condition.column }) else {
+            // Byte-wise, as PostgreSQL compares names (Swift's `==` would equate canonically equivalent ones).
+            guard let column = columns.first(where: { $0.name.utf8.elementsEqual(condition.column.utf8) }) else {
                 throw .raise("invalid column for filter \(condition.column)")
             }
             predicates.append(try ColumnPredicate(condition, type: ColumnType(typname: column.type)))
