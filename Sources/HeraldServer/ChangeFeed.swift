@@ -42,7 +42,7 @@ struct ChangeFeed: Service {
                     let commitTime = stamper.timestamp(transaction: decoded.transactionID, now: WallClock.microseconds())
                     hub.dispatch(decoded.change(commitTimestamp: commitTime))
                 } catch {
-                    logger.error("dropped an undecodable change notification", metadata: ["reason": "\(error.reason)"])
+                    logger.error("dropped an undecodable change notification", metadata: ["reason": "\(error)"])
                 }
             }
         }

@@ -2,11 +2,13 @@
 // token checks, and the change feed that reads PostgreSQL.
 import HeraldCore
 import HeraldPostgres
+import HTTPTypes
 import Hummingbird
 import HummingbirdCore
 import Logging
 import NIOCore
 import ServiceLifecycle
+import UnixSignals
 
 /// Everything `herald serve` needs to know.
 public struct ServerConfiguration: Sendable {
@@ -20,6 +22,10 @@ public struct ServerConfiguration: Sendable {
     public var idleTimeoutMilliseconds: Int64 = 60_000
     /// A socket whose unsent backlog grows past this is closed as a slow consumer.
     public var maxBufferedBytes = 16 << 20
+    /// Presence changes are collected this long and sent as one `presence_diff` per topic.
+    public var presenceBatchInterval: Duration = .milliseconds(10)
+    /// Payload sizes and the client presence rate.
+    public var sessionLimits = SessionLimits()
 
     public init(host: String = "127.0.0.1", port: Int = 4000, databaseURL: String, jwtSecret: String) {
         self.host = host
@@ -42,7 +48,12 @@ public enum HeraldServer {
         let database = PostgresClient(databaseURL: configuration.databaseURL, logger: logger)
         let catalog = TableCatalog(load: { try await TableCatalog.load(from: database) })
         let hub = Hub(catalog: catalog, logger: logger)
-        let sockets = SocketHandler(hub: hub, verifier: verifier, maxMessageBytes: configuration.maxMessageBytes)
+        let sockets = SocketHandler(
+            hub: hub,
+            verifier: verifier,
+            maxMessageBytes: configuration.maxMessageBytes,
+            limits: configuration.sessionLimits
+        )
         let router = Router()
         addRoutes(to: router, verifier: verifier, hub: hub)
         let maxFrameSize = configuration.maxMessageBytes
@@ -74,7 +85,7 @@ public enum HeraldServer {
 
     static func addRoutes(to router: Router<BasicRequestContext>, verifier: TokenVerifier, hub: Hub) {
         router.get("/healthcheck") { _, _ in "ok" }
-        // Upgrades that were refused arrive here as plain HTTP requests: answer with upstream's status and body.
+        // Plain HTTP requests to the socket paths get the same answers as refused upgrades.
         for path in Admission.socketPaths {
             router.get(RouterPath(path)) { request, _ -> Response in
                 let admission = Admission.evaluate(
@@ -106,23 +117,35 @@ public enum HeraldServer {
     }
 }
 
-/// The shared sweep for idle sockets and slow consumers; on graceful shutdown it closes every socket.
+/// The shared timers: presence diff batching, and the sweep for idle sockets and slow consumers. On graceful
+/// shutdown it closes every socket.
 struct Housekeeping: Service {
     let hub: Hub
     let configuration: ServerConfiguration
 
     func run() async throws {
-        try await withGracefulShutdownHandler {
-            while !Task.isShuttingDownGracefully && !Task.isCancelled {
-                try? await Task.sleep(for: .seconds(1))
-                await hub.sweep(
-                    now: WallClock.milliseconds(),
-                    idleMilliseconds: configuration.idleTimeoutMilliseconds,
-                    maxBufferedBytes: configuration.maxBufferedBytes
-                )
+        await withGracefulShutdownHandler {
+            await withDiscardingTaskGroup { group in
+                group.addTask { await every(configuration.presenceBatchInterval) { hub.flushPresence() } }
+                group.addTask {
+                    await every(.seconds(1)) {
+                        await hub.sweep(
+                            now: WallClock.milliseconds(),
+                            idleMilliseconds: configuration.idleTimeoutMilliseconds,
+                            maxBufferedBytes: configuration.maxBufferedBytes
+                        )
+                    }
+                }
             }
         } onGracefulShutdown: {
             hub.closeAll()
+        }
+    }
+
+    private func every(_ interval: Duration, _ body: () async -> Void) async {
+        while !Task.isShuttingDownGracefully && !Task.isCancelled {
+            try? await Task.sleep(for: interval)
+            await body()
         }
     }
 }

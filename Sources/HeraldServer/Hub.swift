@@ -1,23 +1,37 @@
 import HeraldCore
 import Logging
 import NIOCore
+import NIOWebSocket
 import Synchronization
 
-/// Routes everything that reaches more than one socket: postgres changes through the binding index, and
-/// (later) broadcasts and presence by topic. One lock guards the routing state; it is held for lookups and
-/// updates only, never across an `await` and never while writing to sockets.
+/// Routes everything that reaches more than one socket: postgres changes through the binding index, broadcasts
+/// and presence by topic. One lock guards the routing state; it is held for lookups and updates only, never
+/// across an `await` and never while writing to sockets.
 final class Hub: Sendable {
     struct Member {
         let connection: Connection
         var join: ChannelJoin
         /// Whether the channel's postgres_changes bindings are live in the index.
         var subscribed = false
+        /// Whether the channel has been sent `presence_state` (at join, or on its first track).
+        var presenceSynced = false
     }
 
     struct State {
         var connections: [UInt64: Connection] = [:]
         var members: [SubscriberID: Member] = [:]
+        var topics: [TopicKey: Set<SubscriberID>] = [:]
         var index = PostgresBindingIndex()
+        var presence: [TopicKey: PresenceTopicState] = [:]
+        /// Topics whose presence changed since the last flush.
+        var presenceDirty: Set<TopicKey> = []
+        var presenceRefs = PresenceRefGenerator(node: UInt16.random(in: 0...UInt16.max))
+    }
+
+    /// A frame to write to some connections, encoded once per serializer version.
+    struct Delivery {
+        var recipients: [Connection]
+        var frames: FrameSet
     }
 
     private let state = Mutex(State())
@@ -42,23 +56,46 @@ final class Hub: Sendable {
         state.withLock { state in
             state.connections[connection.id] = nil
             for (id, member) in state.members where member.connection === connection {
-                state.members[id] = nil
-                state.index.remove(id)
+                Self.remove(id, from: &state)
             }
         }
     }
 
-    /// Registers a joined channel and subscribes its postgres_changes bindings. Returns the `system` message
-    /// reporting the subscription, for the caller to send after the join reply.
-    func join(_ join: ChannelJoin, connection: Connection) async -> OutboundMessage? {
-        state.withLock { $0.members[join.subscriber] = Member(connection: connection, join: join) }
-        return await subscribe(join)
+    /// Registers a joined channel and subscribes its postgres_changes bindings. Returns the pushes that follow the
+    /// join reply: the `system` message reporting the subscription, then `presence_state` when presence is enabled.
+    func join(_ join: ChannelJoin, connection: Connection) async -> [OutboundMessage] {
+        let (flushed, presenceState): (Delivery?, OutboundMessage?) = state.withLock { state in
+            var member = Member(connection: connection, join: join)
+            // Flush the topic's pending diff before the newcomer is a member: its state already holds those changes.
+            let flushed = Self.flushPresence(join.topicKey, in: &state)
+            var presenceState: OutboundMessage?
+            if join.config.presenceEnabled {
+                member.presenceSynced = true
+                presenceState = Self.presenceState(for: join, in: state)
+            }
+            state.members[join.subscriber] = member
+            state.topics[join.topicKey, default: []].insert(join.subscriber)
+            return (flushed, presenceState)
+        }
+        if let flushed { deliver(flushed) }
+        var pushes: [OutboundMessage] = []
+        if let report = await subscribe(join) { pushes.append(report) }
+        if let presenceState { pushes.append(presenceState) }
+        return pushes
     }
 
     func leave(_ subscriber: SubscriberID) {
-        state.withLock { state in
-            state.members[subscriber] = nil
-            state.index.remove(subscriber)
+        state.withLock { Self.remove(subscriber, from: &$0) }
+    }
+
+    private static func remove(_ subscriber: SubscriberID, from state: inout State) {
+        guard let member = state.members.removeValue(forKey: subscriber) else { return }
+        state.index.remove(subscriber)
+        let topic = member.join.topicKey
+        state.topics[topic]?.remove(subscriber)
+        if state.topics[topic]?.isEmpty == true { state.topics[topic] = nil }
+        if state.presence[topic]?.untrack(owner: PresenceOwner(rawValue: subscriber.rawValue)) == true {
+            state.presenceDirty.insert(topic)
         }
     }
 
@@ -149,6 +186,91 @@ final class Hub: Sendable {
         }
     }
 
+    // MARK: Broadcast
+
+    /// Fans a broadcast out to every channel of its topic (the sender only with `self`).
+    func broadcast(_ message: BroadcastMessage) {
+        let recipients: [Connection] = state.withLock { state in
+            guard let subscribers = state.topics[message.topic] else { return [] }
+            return subscribers.compactMap { id in
+                guard message.includeSender || id != message.sender else { return nil }
+                return state.members[id]?.connection
+            }
+        }
+        guard !recipients.isEmpty else { return }
+        deliver(Delivery(recipients: recipients, frames: FrameSet(broadcast: message)))
+    }
+
+    // MARK: Presence
+
+    func track(_ subscriber: SubscriberID, payload: JSONObject) {
+        let firstSync: (Connection, OutboundMessage, Delivery?)? = state.withLock { state in
+            guard let member = state.members[subscriber] else { return nil }
+            let topic = member.join.topicKey
+            var sync: (Connection, OutboundMessage, Delivery?)?
+            if !member.presenceSynced {
+                // A track on a channel that did not enable presence at join: it gets the state now.
+                let flushed = Self.flushPresence(topic, in: &state)
+                state.members[subscriber]?.presenceSynced = true
+                sync = (member.connection, Self.presenceState(for: member.join, in: state), flushed)
+            }
+            let ref = state.presenceRefs.next(now: UInt64(WallClock.microseconds()) * 1000)
+            let result = state.presence[topic, default: PresenceTopicState()].track(
+                owner: PresenceOwner(rawValue: subscriber.rawValue),
+                key: member.join.presenceKey,
+                payload: payload,
+                ref: ref
+            )
+            if result != .unchanged { state.presenceDirty.insert(topic) }
+            return sync
+        }
+        if let (connection, presenceState, flushed) = firstSync {
+            if let flushed { deliver(flushed) }
+            connection.send(presenceState)
+        }
+    }
+
+    func untrack(_ subscriber: SubscriberID) {
+        state.withLock { state in
+            guard let topic = state.members[subscriber]?.join.topicKey else { return }
+            if state.presence[topic]?.untrack(owner: PresenceOwner(rawValue: subscriber.rawValue)) == true {
+                state.presenceDirty.insert(topic)
+            }
+        }
+    }
+
+    /// Sends every pending presence diff; called by the presence batching loop every few milliseconds, so a join
+    /// storm becomes a few diffs per member instead of one per join.
+    func flushPresence() {
+        let deliveries: [Delivery] = state.withLock { state in
+            let dirty = state.presenceDirty
+            state.presenceDirty.removeAll(keepingCapacity: true)
+            return dirty.compactMap { Self.flushPresence($0, in: &state) }
+        }
+        for delivery in deliveries { deliver(delivery) }
+    }
+
+    private static func flushPresence(_ topic: TopicKey, in state: inout State) -> Delivery? {
+        guard let diff = state.presence[topic]?.flushDiff() else { return nil }
+        if state.presence[topic]?.isEmpty == true { state.presence[topic] = nil }
+        let recipients = (state.topics[topic] ?? []).compactMap { state.members[$0]?.connection }
+        guard !recipients.isEmpty else { return nil }
+        return Delivery(recipients: recipients, frames: FrameSet(topic: "realtime:" + topic.subTopic, event: "presence_diff", payload: diff.jsonBytes))
+    }
+
+    private static func presenceState(for join: ChannelJoin, in state: State) -> OutboundMessage {
+        let payload = state.presence[join.topicKey]?.state ?? .object([:])
+        return OutboundMessage(joinRef: join.joinRef, ref: nil, topic: join.topic, event: "presence_state", payload: payload)
+    }
+
+    private func deliver(_ delivery: Delivery) {
+        var frames = delivery.frames
+        for connection in delivery.recipients {
+            guard let frame = frames.frame(for: connection.version) else { continue }
+            connection.send(frame.bytes, binary: frame.binary)
+        }
+    }
+
     // MARK: Housekeeping
 
     /// Closes sockets that sent nothing for `idleMilliseconds` and sockets whose unsent backlog exceeds
@@ -179,4 +301,67 @@ final class Hub: Sendable {
     }
 
     var connectionCount: Int { state.withLock { $0.connections.count } }
+}
+
+/// One fan-out message, encoded lazily once per serializer version and shared by every recipient.
+struct FrameSet {
+    struct Frame {
+        var bytes: ByteBuffer
+        var binary: Bool
+    }
+
+    private let encode: (SerializerVersion) -> Frame?
+    private var v1: Frame??
+    private var v2: Frame??
+
+    init(encode: @escaping (SerializerVersion) -> Frame?) {
+        self.encode = encode
+    }
+
+    /// A fan-out text frame (`[null,null,topic,event,payload]` / `{"topic","event","payload","ref":null}`).
+    init(topic: String, event: String, payload: [UInt8]) {
+        self.init { version in
+            Frame(bytes: PhoenixFrame.encode(version, joinRef: nil, ref: nil, topic: topic, event: event, payload: payload), binary: false)
+        }
+    }
+
+    /// Reference section 1.3: JSON pushes go out as text to everyone; user broadcasts as kind 4 to V2 sockets and as
+    /// JSON `{"event","payload","type":"broadcast"}` to V1 sockets (binary payloads are not delivered to V1).
+    init(broadcast message: BroadcastMessage) {
+        let topic = "realtime:" + message.topic.subTopic
+        switch message.content {
+        case .json(let payload):
+            self.init(topic: topic, event: "broadcast", payload: payload)
+        case .user(let event, let encoding, let payload, let metadata):
+            self.init { version in
+                switch version {
+                case .v2:
+                    var buffer = ByteBuffer()
+                    let frame = BinaryFrame.userBroadcast(topic: topic, event: event, metadata: metadata, encoding: encoding, payload: ByteBuffer(bytes: payload))
+                    guard (try? frame.encode(into: &buffer)) != nil else { return nil }
+                    return Frame(bytes: buffer, binary: true)
+                case .v1:
+                    guard encoding == .json, let value = try? JSONValue.parse(payload) else { return nil }
+                    var object: JSONObject = ["event": .string(event), "payload": value, "type": "broadcast"]
+                    if let metadata { object["meta"] = .object(metadata) }
+                    return Frame(bytes: PhoenixFrame.encode(.v1, joinRef: nil, ref: nil, topic: topic, event: "broadcast", payload: JSONValue.object(object).jsonBytes), binary: false)
+                }
+            }
+        }
+    }
+
+    mutating func frame(for version: SerializerVersion) -> Frame? {
+        switch version {
+        case .v1:
+            if let cached = v1 { return cached }
+            let frame = encode(.v1)
+            v1 = .some(frame)
+            return frame
+        case .v2:
+            if let cached = v2 { return cached }
+            let frame = encode(.v2)
+            v2 = .some(frame)
+            return frame
+        }
+    }
 }

@@ -1,3 +1,4 @@
+import Foundation
 import HeraldCore
 import Logging
 import NIOCore
@@ -9,13 +10,14 @@ struct SocketHandler: Sendable {
     let hub: Hub
     let verifier: TokenVerifier
     let maxMessageBytes: Int
+    let limits: SessionLimits
 
     func serve(_ socket: NIOAsyncChannel<WebSocketFrame, WebSocketFrame>, version: SerializerVersion, token: String, logger: Logger) async {
         let connection = Connection(id: hub.makeID(), version: version, token: token, channel: socket.channel, now: WallClock.milliseconds())
         var logger = logger
         logger[metadataKey: "connection"] = "\(connection.id)"
         hub.register(connection)
-        var session = SocketSession(version: version)
+        var session = SocketSession(version: version, limits: limits)
         do {
             try await socket.executeThenClose { inbound, _ in
                 var assembler = MessageAssembler(maxBytes: maxMessageBytes)
@@ -56,21 +58,34 @@ struct SocketHandler: Sendable {
     }
 
     private func handle(_ bytes: ByteBuffer, binary: Bool, session: inout SocketSession, connection: Connection, logger: Logger) async {
-        guard !binary else {
-            logger.debug("dropped a binary frame")
-            return
-        }
         let message: InboundMessage
         do {
-            message = try InboundMessage.decode(text: bytes.readableBytesView, version: session.version)
+            if binary {
+                guard session.version == .v2 else { throw FrameDecodingError("binary frames need vsn 2.0.0") }
+                switch try BinaryFrame(decoding: bytes, sentBy: .client) {
+                case .userBroadcastPush(_, let ref, let topic, let event, _, let encoding, let payload):
+                    let actions = session.handleUserBroadcast(topic: topic, ref: ref, event: event, encoding: encoding, payload: Array(payload.readableBytesView))
+                    for action in actions { await perform(action, connection: connection) }
+                    return
+                case .push(let joinRef, let ref, let topic, let event, let payload):
+                    message = InboundMessage(joinRef: joinRef, ref: ref, topic: topic, event: event, payload: try JSONValue.parse(payload.readableBytesView))
+                case .userBroadcast:
+                    throw FrameDecodingError("clients may not send kind 4")
+                }
+            } else {
+                message = try InboundMessage.decode(text: bytes.readableBytesView, version: session.version)
+            }
         } catch {
-            logger.info("dropped a malformed message", metadata: ["reason": "\(error.reason)"])
+            logger.info("dropped a malformed message", metadata: ["reason": "\(error)"])
             return
         }
         let check = session.tokenToVerify(for: message, connectionToken: connection.token).map {
             verifier.verify($0, now: WallClock.seconds())
         }
-        let actions = session.handle(message, token: check, newSubscriber: SubscriberID(hub.makeID()))
+        let newChannel =
+            message.event == "phx_join"
+            ? NewChannel(subscriber: SubscriberID(hub.makeID()), generatedPresenceKey: UUID().uuidString.lowercased()) : nil
+        let actions = session.handle(message, token: check, newChannel: newChannel, now: .now)
         for action in actions { await perform(action, connection: connection) }
     }
 
@@ -78,13 +93,19 @@ struct SocketHandler: Sendable {
         switch action {
         case .send(let message): connection.send(message)
         case .join(let join, let reply):
-            let report = await hub.join(join, connection: connection)
+            let pushes = await hub.join(join, connection: connection)
             connection.send(reply)
-            if let report { connection.send(report) }
+            for push in pushes { connection.send(push) }
         case .leave(let subscriber):
             hub.leave(subscriber)
         case .refreshClaims(let subscriber, let claims):
             if let report = await hub.refresh(subscriber, claims: claims) { connection.send(report) }
+        case .broadcast(let message):
+            hub.broadcast(message)
+        case .track(let subscriber, let payload):
+            hub.track(subscriber, payload: payload)
+        case .untrack(let subscriber):
+            hub.untrack(subscriber)
         }
     }
 }

@@ -69,15 +69,18 @@ actor TableCatalog {
             } catch {
                 return .failure(SubscriptionError(message: "Realtime was unable to connect to the project database"))
             }
-            let context = SubscriptionContext(event: event, schema: schema, table: table, conditions: conditions)
-            guard !matched.isEmpty else { return .failure(SubscriptionError(message: context.notEnabledMessage)) }
+            guard !matched.isEmpty else {
+                let message = SubscriptionErrorMessage.notEnabled(event: event, schema: schema, table: table, filters: conditions)
+                return .failure(SubscriptionError(message: message))
+            }
             let isWildcard = schema == "*" || table == "*"
             for match in matched {
                 let filter: BoundFilter
                 do {
                     filter = try BoundFilter(conditions, columns: match.columns)
                 } catch {
-                    return .failure(SubscriptionError(message: context.exceptionMessage(error.message)))
+                    let message = SubscriptionErrorMessage.exception(event: event, schema: schema, table: table, filters: conditions, error: error)
+                    return .failure(SubscriptionError(message: message))
                 }
                 // Wildcard bindings without a filter stay wildcards, so tables enabled later are covered too.
                 if isWildcard && conditions.isEmpty {

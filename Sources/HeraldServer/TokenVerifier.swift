@@ -7,10 +7,20 @@ import JWTKit
 public struct TokenVerifier: Sendable {
     private let algorithms: [String: any JWTAlgorithm]
 
+    /// The shortest secret accepted, as Supabase documents for its JWT secret (and HS256 needs 32 bytes of key).
+    public static let minimumSecretBytes = 32
+
+    public struct WeakSecret: Error, CustomStringConvertible {
+        public var description: String { "the JWT secret must be at least \(TokenVerifier.minimumSecretBytes) bytes long" }
+    }
+
+    /// HS384 and HS512 are offered only when the secret is at least as long as their digest (48 and 64 bytes).
     public static func make(secret: String) async throws -> TokenVerifier {
+        guard secret.utf8.count >= minimumSecretBytes else { throw WeakSecret() }
         let keys = JWTKeyCollection()
         var algorithms: [String: any JWTAlgorithm] = [:]
-        for (name, digest) in [("HS256", DigestAlgorithm.sha256), ("HS384", .sha384), ("HS512", .sha512)] {
+        let digests: [(String, DigestAlgorithm, Int)] = [("HS256", .sha256, 32), ("HS384", .sha384, 48), ("HS512", .sha512, 64)]
+        for (name, digest, keyBytes) in digests where secret.utf8.count >= keyBytes {
             let kid = JWKIdentifier(string: name)
             await keys.add(hmac: HMACKey(from: secret), digestAlgorithm: digest, kid: kid)
             algorithms[name] = try await keys.getKey(for: kid)
@@ -59,8 +69,10 @@ public struct TokenVerifier: Sendable {
 
 /// Signs tokens with the shared secret: `herald token` for development, and tests.
 public enum TokenIssuer {
-    /// An HMAC-signed JWT (`HS256`, `HS384` or `HS512`) carrying exactly `claims`.
+    /// An HMAC-signed JWT (`HS256`, `HS384` or `HS512`) carrying exactly `claims`; the secret must be at least as
+    /// long as the digest.
     public static func sign(_ claims: JSONObject, secret: String, algorithm: String = "HS256") async throws -> String {
+        guard secret.utf8.count >= TokenVerifier.minimumSecretBytes else { throw TokenVerifier.WeakSecret() }
         let digest: DigestAlgorithm =
             switch algorithm {
             case "HS384": .sha384

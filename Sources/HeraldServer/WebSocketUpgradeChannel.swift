@@ -1,3 +1,4 @@
+import HTTPTypes
 import HeraldCore
 import HummingbirdCore
 import Logging
@@ -9,10 +10,11 @@ import NIOWebSocket
 
 /// The server's child channel: HTTP/1.1 with a WebSocket upgrade on the socket paths. Hummingbird's own
 /// WebSocket channel answers a refused upgrade with a redirect; upstream clients expect the refusal as an
-/// HTTP status with a JSON body, so a refused upgrade falls through to the HTTP router, which writes it.
+/// HTTP status with a JSON body, which this channel writes itself.
 struct WebSocketUpgradeChannel: ServerChildChannel, HTTPChannelHandler {
     enum UpgradeResult: Sendable {
         case websocket(NIOAsyncChannel<WebSocketFrame, WebSocketFrame>, version: SerializerVersion, token: String)
+        case refused(NIOAsyncChannel<HTTPRequestPart, HTTPResponsePart>, status: Int, error: String?)
         case http(NIOAsyncChannel<HTTPRequestPart, HTTPResponsePart>)
     }
 
@@ -29,6 +31,8 @@ struct WebSocketUpgradeChannel: ServerChildChannel, HTTPChannelHandler {
     func setup(channel: any Channel, logger: Logger) -> EventLoopFuture<Value> {
         channel.eventLoop.makeCompletedFuture {
             let verifier = self.verifier
+            // The refusal decided while the upgrade was attempted, answered once the channel is plain HTTP again.
+            let refusal = NIOLoopBoundBox<(status: Int, error: String?)?>(nil, eventLoop: channel.eventLoop)
             let upgrader = NIOTypedWebSocketServerUpgrader<UpgradeResult>(
                 maxFrameSize: maxFrameSize,
                 shouldUpgrade: { channel, head in
@@ -38,8 +42,11 @@ struct WebSocketUpgradeChannel: ServerChildChannel, HTTPChannelHandler {
                         verifier: verifier,
                         now: WallClock.seconds()
                     )
-                    guard case .accept = admission else { return channel.eventLoop.makeSucceededFuture(nil) }
-                    return channel.eventLoop.makeSucceededFuture(HTTPHeaders())
+                    guard case .refuse(let status, let error) = admission else {
+                        return channel.eventLoop.makeSucceededFuture(HTTPHeaders())
+                    }
+                    refusal.value = (status, error)
+                    return channel.eventLoop.makeSucceededFuture(nil)
                 },
                 upgradePipelineHandler: { channel, head in
                     channel.eventLoop.makeCompletedFuture {
@@ -60,6 +67,9 @@ struct WebSocketUpgradeChannel: ServerChildChannel, HTTPChannelHandler {
                             wrappingChannelSynchronously: channel,
                             configuration: .init(isOutboundHalfClosureEnabled: true)
                         )
+                        if let (status, error) = refusal.value {
+                            return UpgradeResult.refused(asyncChannel, status: status, error: error)
+                        }
                         return UpgradeResult.http(asyncChannel)
                     }
                 }
@@ -78,11 +88,27 @@ struct WebSocketUpgradeChannel: ServerChildChannel, HTTPChannelHandler {
             switch try await value.upgradeResult.get() {
             case .http(let http):
                 await handleHTTP(asyncChannel: http, logger: logger)
+            case .refused(let http, let status, let error):
+                try await Self.writeRefusal(http, status: status, error: error)
             case .websocket(let socket, let version, let token):
                 await serveWebSocket(socket, version, token, logger)
             }
         } catch {
             logger.debug("connection ended during the HTTP upgrade", metadata: ["error": "\(error)"])
+        }
+    }
+
+    /// Answers a refused upgrade with its status and `{"error": ...}` body, then closes the connection.
+    static func writeRefusal(_ http: NIOAsyncChannel<HTTPRequestPart, HTTPResponsePart>, status: Int, error: String?) async throws {
+        let body = error.map { JSONValue.object(["error": .string($0)]).jsonBytes } ?? []
+        var headers: HTTPFields = [.connection: "close", .contentLength: String(body.count)]
+        if !body.isEmpty { headers[.contentType] = "application/json" }
+        try await http.executeThenClose { _, outbound in
+            try await outbound.write(contentsOf: [
+                .head(HTTPResponse(status: .init(code: status), headerFields: headers)),
+                .body(ByteBuffer(bytes: body)),
+                .end(nil),
+            ])
         }
     }
 }

@@ -29,12 +29,12 @@ public final class TestWebSocket: Sendable {
     }
 
     private let channel: NIOAsyncChannel<ByteBuffer, ByteBuffer>
-    private let iterator: Mutex<AsyncStream<Frame>.AsyncIterator?>
+    private let inbox: Inbox
     private let reader: Task<Void, Never>
 
-    private init(channel: NIOAsyncChannel<ByteBuffer, ByteBuffer>, frames: AsyncStream<Frame>, reader: Task<Void, Never>) {
+    private init(channel: NIOAsyncChannel<ByteBuffer, ByteBuffer>, inbox: Inbox, reader: Task<Void, Never>) {
         self.channel = channel
-        self.iterator = Mutex(frames.makeAsyncIterator())
+        self.inbox = inbox
         self.reader = reader
     }
 
@@ -52,12 +52,14 @@ public final class TestWebSocket: Sendable {
         request += "\r\n"
         try await channel.channel.writeAndFlush(ByteBuffer(string: request))
 
-        let (frames, continuation) = AsyncStream.makeStream(of: Frame.self)
+        let inbox = Inbox()
         let (upgrade, upgradeContinuation) = AsyncStream.makeStream(of: Result<Void, UpgradeRefused>.self)
         let reader = Task {
             var parser = ResponseParser()
-            do {
-                for try await chunk in channel.inbound {
+            // executeThenClose finishes the channel's writer and closes it when reading ends (server close,
+            // `close()`, or cancellation when the test drops the socket).
+            try? await channel.executeThenClose { inbound, _ in
+                for try await chunk in inbound {
                     parser.buffer.append(contentsOf: chunk.readableBytesView)
                     if !parser.upgraded {
                         guard let (status, body) = parser.parseHead() else { continue }
@@ -73,19 +75,19 @@ public final class TestWebSocket: Sendable {
                         }
                         upgradeContinuation.yield(.success(()))
                     }
-                    while let frame = parser.nextFrame() { continuation.yield(frame) }
+                    while let frame = parser.nextFrame() { inbox.put(frame) }
                 }
-            } catch {}
+            }
             if let status = parser.pendingStatus {
                 upgradeContinuation.yield(.failure(UpgradeRefused(status: status, body: parser.bodyText)))
             }
             upgradeContinuation.finish()
-            continuation.finish()
+            inbox.finish()
         }
         var results = upgrade.makeAsyncIterator()
         switch await results.next() {
         case .success?:
-            return TestWebSocket(channel: channel, frames: frames, reader: reader)
+            return TestWebSocket(channel: channel, inbox: inbox, reader: reader)
         case .failure(let refusal)?:
             throw refusal
         case nil:
@@ -115,22 +117,15 @@ public final class TestWebSocket: Sendable {
 
     /// The next frame from the server (pings and pongs included), or `Timeout`.
     public func receive(timeout: Duration = .seconds(10)) async throws -> Frame {
-        try await withThrowingTaskGroup(of: Frame?.self) { group in
-            group.addTask { [self] in await self.nextFrame() }
-            group.addTask {
-                try await Task.sleep(for: timeout)
-                return nil
-            }
-            defer { group.cancelAll() }
-            guard let first = try await group.next(), let frame = first else { throw Timeout() }
-            return frame
+        let inbox = self.inbox
+        let ticket = inbox.nextTicket()
+        let timer = Task {
+            guard (try? await Task.sleep(for: timeout)) != nil else { return }
+            inbox.expire(ticket)
         }
-    }
-
-    private func nextFrame() async -> Frame? {
-        var iterator = self.iterator.withLock { $0.take() }
-        defer { self.iterator.withLock { [iterator] in $0 = iterator } }
-        return await iterator?.next()
+        defer { timer.cancel() }
+        guard let frame = await inbox.take(ticket) else { throw Timeout() }
+        return frame
     }
 
     /// Receives frames until one satisfies `predicate`; the others are returned too, in order.
@@ -146,6 +141,75 @@ public final class TestWebSocket: Sendable {
     public func close() async {
         try? await sendFrame(opcode: 0x8, payload: [0x03, 0xE8])
         try? await channel.channel.close()
+    }
+}
+
+/// Frames received and not yet taken, and the one receiver waiting for the next.
+private final class Inbox: Sendable {
+    private struct State {
+        var frames: [TestWebSocket.Frame] = []
+        var waiter: CheckedContinuation<TestWebSocket.Frame?, Never>?
+        /// Which receive the waiter belongs to, so a late timer cannot wake a later receive.
+        var waiterTicket = 0
+        var tickets = 0
+        var expired: Set<Int> = []
+        var finished = false
+    }
+
+    private let state = Mutex(State())
+
+    func put(_ frame: TestWebSocket.Frame) {
+        let waiter = state.withLock { state -> CheckedContinuation<TestWebSocket.Frame?, Never>? in
+            guard let waiter = state.waiter else {
+                state.frames.append(frame)
+                return nil
+            }
+            state.waiter = nil
+            return waiter
+        }
+        waiter?.resume(returning: frame)
+    }
+
+    func finish() {
+        let waiter = state.withLock { state in
+            state.finished = true
+            defer { state.waiter = nil }
+            return state.waiter
+        }
+        waiter?.resume(returning: nil)
+    }
+
+    func nextTicket() -> Int {
+        state.withLock { state in
+            state.tickets += 1
+            return state.tickets
+        }
+    }
+
+    /// The receive holding `ticket` timed out: wake it with nothing.
+    func expire(_ ticket: Int) {
+        let waiter = state.withLock { state -> CheckedContinuation<TestWebSocket.Frame?, Never>? in
+            guard state.waiter != nil, state.waiterTicket == ticket else {
+                state.expired.insert(ticket)
+                return nil
+            }
+            defer { state.waiter = nil }
+            return state.waiter
+        }
+        waiter?.resume(returning: nil)
+    }
+
+    func take(_ ticket: Int) async -> TestWebSocket.Frame? {
+        await withCheckedContinuation { continuation in
+            let ready: TestWebSocket.Frame?? = state.withLock { state in
+                if !state.frames.isEmpty { return .some(state.frames.removeFirst()) }
+                if state.finished || state.expired.remove(ticket) != nil { return .some(nil) }
+                state.waiter = continuation
+                state.waiterTicket = ticket
+                return nil
+            }
+            if let ready { continuation.resume(returning: ready) }
+        }
     }
 }
 

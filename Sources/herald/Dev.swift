@@ -23,21 +23,21 @@ struct Dev: AsyncParsableCommand {
         let cluster = LocalPostgresCluster(directory: Self.directory.appendingPathComponent("postgres"), port: databasePort)
         let databaseURL = cluster.databaseURL()
         try await Self.failingCleanly {
-            print("starting PostgreSQL in \(Self.directory.path)/postgres (port \(databasePort))…")
+            say("starting PostgreSQL in \(Self.directory.path)/postgres (port \(databasePort))…")
             try cluster.start()
         }
         defer {
             do {
                 try cluster.stop()
-                print("PostgreSQL stopped")
+                say("PostgreSQL stopped")
             } catch {
-                print("could not stop PostgreSQL: \(error)")
+                say("could not stop PostgreSQL: \(error)")
             }
         }
         try await Self.failingCleanly {
             let migrator = try HeraldMigrations.migrator(appMigrations: URL(fileURLWithPath: migrations))
             let applied = try await PostgresClient.once(databaseURL) { try migrator.migrate(on: $0) }
-            for name in applied { print("applied \(name)") }
+            for name in applied { say("applied \(name)") }
         }
         let secret = try Self.developmentSecret()
         let now = Int64(Date().timeIntervalSince1970)
@@ -48,7 +48,7 @@ struct Dev: AsyncParsableCommand {
         let configuration = ServerConfiguration(host: "127.0.0.1", port: port, databaseURL: databaseURL, jwtSecret: secret)
         try await Self.failingCleanly {
             try await HeraldServer.run(configuration, logger: logger) { port in
-                print(
+                say(
                     """
 
                     Herald is running.

@@ -62,3 +62,8 @@ extension ParsableCommand {
         }
     }
 }
+
+/// Writes one line to standard output unbuffered, so it shows up at once even when output is a file or a pipe.
+func say(_ line: String) {
+    FileHandle.standardOutput.write(Data((line + "\n").utf8))
+}

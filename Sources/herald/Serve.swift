@@ -1,5 +1,6 @@
 import ArgumentParser
 import HeraldServer
+import Logging
 
 struct Serve: AsyncParsableCommand {
     static let configuration = CommandConfiguration(abstract: "Serve WebSocket clients from a migrated database.")

@@ -37,7 +37,7 @@ import Testing
     }
 
     @Test func randomBytesNeverCrash() {
-        var generator = SeededGenerator(seed: 42)
+        var generator = SplitMixRandom(seed: 42)
         let alphabet = Array(#"{}[]:,"\ u0123456789abcdefnrtl-+.eE"#.utf8)
         for _ in 0..<20_000 {
             let length = Int.random(in: 0..<40, using: &generator)
@@ -56,18 +56,5 @@ import Testing
         }
         #expect(Base64URL.decode("a") == nil)
         #expect(Base64URL.decode("ab$c") == nil)
-    }
-}
-
-/// A small deterministic generator (SplitMix64) so randomized tests repeat exactly.
-struct SeededGenerator: RandomNumberGenerator {
-    var state: UInt64
-    init(seed: UInt64) { state = seed }
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
     }
 }

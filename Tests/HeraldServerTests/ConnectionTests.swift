@@ -30,7 +30,7 @@ import Testing
             let garbage = try await refusal(herald, target: "/socket/websocket?apikey=not-a-jwt")
             #expect(garbage.status == 401 && garbage.body == #"{"error":"The token provided is not a valid JWT"}"#)
 
-            let forged = try await TokenIssuer.sign(["role": "service_role", "exp": 9_999_999_999], secret: "some-other-secret")
+            let forged = try await TokenIssuer.sign(["role": "service_role", "exp": 9_999_999_999], secret: "some-other-secret-that-is-also-long-enough-0123456789")
             let badSignature = try await refusal(herald, target: "/socket/websocket?apikey=\(forged)")
             #expect(badSignature.status == 401 && badSignature.body == #"{"error":"Failed to validate JWT signature"}"#)
 
@@ -105,10 +105,16 @@ import Testing
     @Test func oversizedMessagesCloseOnlyThatSocket() async throws {
         try await withHerald { herald in
             let bystander = try await herald.socket()
+            // Two fragments under the frame limit whose message is over the 5,000,000-byte limit.
             let offender = try await herald.socket()
-            try await offender.sendText(String(repeating: "x", count: 5_000_001))
-            let close = try await offender.receive()
-            #expect(close.closeCode == 1009)
+            let half = Array(repeating: UInt8(ascii: "x"), count: 2_600_000)
+            try await offender.sendFrame(opcode: 0x1, payload: half, fin: false)
+            try await offender.sendFrame(opcode: 0x0, payload: half, fin: true)
+            #expect(try await offender.receive().closeCode == 1009)
+            // One frame over the limit is refused from its header; the client may see the close or a reset.
+            let greedy = try await herald.socket()
+            try? await greedy.sendText(String(repeating: "x", count: 5_000_001))
+            if let frame = try? await greedy.receive() { #expect(frame.closeCode == 1009) }
             try await bystander.sendText(#"[null,"1","phoenix","heartbeat",{}]"#)
             #expect(try await bystander.receive().text.contains(#""status":"ok""#))
             await bystander.close()

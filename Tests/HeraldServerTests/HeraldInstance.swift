@@ -8,7 +8,7 @@ import Logging
 /// A real Herald serving on a free port, against its own freshly migrated database in the shared throwaway
 /// PostgreSQL cluster.
 final class HeraldInstance: Sendable {
-    static let secret = "herald-test-secret-with-at-least-32-characters"
+    static let secret = "herald-test-secret-long-enough-for-hs256-hs384-and-hs512-0123456789"
 
     let port: Int
     let databaseURL: String
@@ -59,6 +59,11 @@ final class HeraldInstance: Sendable {
         var target = "\(path)?apikey=\(apikey)"
         if let vsn { target += "&vsn=\(vsn)" }
         return try await TestWebSocket.connect(port: port, target: target)
+    }
+
+    /// Runs several statements at once (no parameters).
+    func script(_ statements: String) async throws {
+        try await database.withConnection { try $0.executeScript(statements) }
     }
 
     @discardableResult

@@ -1,5 +1,6 @@
 import Foundation
 import HeraldCore
+import HeraldPostgres
 import HeraldTestSupport
 import Testing
 
@@ -145,7 +146,7 @@ import Testing
 
     @Test func typedValuesAndByteaAsUpstreamSendsThem() async throws {
         try await withHerald { herald in
-            try await herald.sql(
+            try await herald.script(
                 """
                 CREATE TABLE public.kinds (id int8 PRIMARY KEY, n numeric, f float8, b bool, j jsonb, a int4[], raw bytea, t timestamp, d date);
                 SELECT realtime.enable_capture('public.kinds');

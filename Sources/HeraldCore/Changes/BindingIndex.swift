@@ -1,10 +1,3 @@
-/// Who holds postgres_changes bindings in a `PostgresBindingIndex` (typically one joined channel).
-public struct SubscriberID: Hashable, Sendable {
-    public var rawValue: UInt64
-
-    public init(_ rawValue: UInt64) { self.rawValue = rawValue }
-}
-
 /// One postgres_changes binding of a subscriber, bound to its table.
 public struct PostgresBinding: Sendable {
     /// The id echoed in the join reply and sent in each event's `ids`.

@@ -36,6 +36,28 @@ public enum TokenCheck: Sendable, Equatable {
     }
 }
 
+/// Where broadcasts and presence of a channel go: public and private channels of the same name are apart.
+public struct TopicKey: Hashable, Sendable {
+    public var subTopic: String
+    public var isPrivate: Bool
+
+    public init(subTopic: String, isPrivate: Bool) {
+        self.subTopic = subTopic
+        self.isPrivate = isPrivate
+    }
+}
+
+/// What a join needs from its owner: a fresh subscriber id, and the presence key to use when the client gave none.
+public struct NewChannel: Sendable, Equatable {
+    public var subscriber: SubscriberID
+    public var generatedPresenceKey: String
+
+    public init(subscriber: SubscriberID, generatedPresenceKey: String) {
+        self.subscriber = subscriber
+        self.generatedPresenceKey = generatedPresenceKey
+    }
+}
+
 /// What the server must do for a joined channel.
 public struct ChannelJoin: Sendable, Equatable {
     public var subscriber: SubscriberID
@@ -46,6 +68,43 @@ public struct ChannelJoin: Sendable, Equatable {
     public var config: JoinConfig
     public var bindings: [BindingRequest]
     public var claims: TokenClaims
+    /// `config.presence.key`, or a generated one.
+    public var presenceKey: String
+
+    public var topicKey: TopicKey { TopicKey(subTopic: subTopic, isPrivate: config.isPrivate) }
+}
+
+/// A message for every channel of a topic.
+public struct BroadcastMessage: Sendable, Equatable {
+    public enum Content: Sendable, Equatable {
+        /// A JSON `broadcast` push: the client's payload object, relayed verbatim (already encoded).
+        case json([UInt8])
+        /// A user broadcast (V2 binary kind 3, REST single event, database): `event` and raw or JSON payload bytes.
+        case user(event: String, encoding: BinaryPayloadEncoding, payload: [UInt8], metadata: JSONObject?)
+    }
+
+    public var topic: TopicKey
+    /// The sending channel, left out unless `includeSender`.
+    public var sender: SubscriberID?
+    public var includeSender: Bool
+    public var content: Content
+
+    public init(topic: TopicKey, sender: SubscriberID?, includeSender: Bool, content: Content) {
+        self.topic = topic
+        self.sender = sender
+        self.includeSender = includeSender
+        self.content = content
+    }
+}
+
+/// Per-socket limits with upstream's defaults (reference section 6.4).
+public struct SessionLimits: Sendable, Equatable {
+    /// Broadcast and presence payloads above this many bytes are refused.
+    public var maxPayloadBytes: Int = 3_000_000
+    public var presenceCallsPerWindow: Int = 5
+    public var presenceWindow: Duration = .seconds(30)
+
+    public init() {}
 }
 
 /// The I/O a socket session asks its owner to perform, in order.
@@ -59,16 +118,25 @@ public enum SessionAction: Sendable, Equatable {
     case leave(SubscriberID)
     /// The channel's claims changed (token refresh): re-subscribe with them.
     case refreshClaims(SubscriberID, TokenClaims)
+    /// Fan a broadcast out to its topic.
+    case broadcast(BroadcastMessage)
+    /// Track (or update) the channel's presence with this payload.
+    case track(SubscriberID, payload: JSONObject)
+    /// Remove the channel's presence.
+    case untrack(SubscriberID)
 }
 
 /// Per-socket protocol decisions (Phoenix channel semantics, reference sections 1.4-1.7 and 2): the socket owner
 /// feeds decoded messages in and executes the returned actions. No I/O, no clock reads.
 public struct SocketSession: Sendable {
     public let version: SerializerVersion
+    public let limits: SessionLimits
     public private(set) var channels: [String: ChannelJoin] = [:]
+    private var presenceLimiters: [String: PresenceRateLimiter] = [:]
 
-    public init(version: SerializerVersion) {
+    public init(version: SerializerVersion, limits: SessionLimits = SessionLimits()) {
         self.version = version
+        self.limits = limits
     }
 
     /// Whether handling `message` needs a token check first, and of which token.
@@ -84,15 +152,20 @@ public struct SocketSession: Sendable {
         }
     }
 
-    /// Handles one client message. `token` is the result of verifying `tokenToVerify(...)`, `newSubscriber` the id a
-    /// join will use.
-    public mutating func handle(_ message: InboundMessage, token: TokenCheck?, newSubscriber: SubscriberID) -> [SessionAction] {
+    /// Handles one client message. `token` is the result of verifying `tokenToVerify(...)`; `newChannel` is required
+    /// by joins (`phx_join`) only.
+    public mutating func handle(
+        _ message: InboundMessage,
+        token: TokenCheck?,
+        newChannel: NewChannel?,
+        now: ContinuousClock.Instant
+    ) -> [SessionAction] {
         if message.topic == "phoenix" && message.event == "heartbeat" {
             return [.send(.reply(to: message.ref, joinRef: nil, topic: "phoenix", status: "ok", response: [:]))]
         }
         switch message.event {
         case "phx_join":
-            return join(message, token: token, subscriber: newSubscriber)
+            return join(message, token: token, newChannel: newChannel)
         case "phx_leave":
             return leave(message)
         default:
@@ -104,22 +177,91 @@ public struct SocketSession: Sendable {
         switch message.event {
         case "access_token":
             return refreshToken(channel, token: token)
+        case "broadcast":
+            return broadcast(channel, ref: message.ref, content: .json(message.payload.jsonBytes))
+        case "presence":
+            return presence(channel, message, now: now)
         default:
             // Unknown events on a joined channel are ignored, as upstream does.
             return []
         }
     }
 
+    /// Handles a V2 binary user broadcast (kind 3).
+    public mutating func handleUserBroadcast(
+        topic: String,
+        ref: String?,
+        event: String,
+        encoding: BinaryPayloadEncoding,
+        payload: [UInt8]
+    ) -> [SessionAction] {
+        guard let channel = channels[topic] else {
+            return [.send(.reply(to: ref, joinRef: nil, topic: topic, status: "error", response: ["reason": "unmatched topic"]))]
+        }
+        return broadcast(channel, ref: ref, content: .user(event: event, encoding: encoding, payload: payload, metadata: nil))
+    }
+
+    /// Relays to the topic; with `ack` the sender gets an ok reply once the message is handed to fan-out.
+    private func broadcast(_ channel: ChannelJoin, ref: String?, content: BroadcastMessage.Content) -> [SessionAction] {
+        let size =
+            switch content {
+            case .json(let bytes): bytes.count
+            case .user(let event, _, let payload, _): payload.count + event.utf8.count
+            }
+        let ack = channel.config.broadcastAck
+        guard size <= limits.maxPayloadBytes else {
+            return ack ? [.send(Self.reply(channel, ref: ref, status: "error", response: "payload_size_exceeded"))] : []
+        }
+        let message = BroadcastMessage(
+            topic: channel.topicKey,
+            sender: channel.subscriber,
+            includeSender: channel.config.broadcastSelf,
+            content: content
+        )
+        return ack ? [.broadcast(message), .send(Self.reply(channel, ref: ref, status: "ok", response: [:]))] : [.broadcast(message)]
+    }
+
+    /// `track` / `untrack` (reference section 5.1); always answered, fatal when over the rate or size limit.
+    private mutating func presence(_ channel: ChannelJoin, _ message: InboundMessage, now: ContinuousClock.Instant) -> [SessionAction] {
+        var limiter = presenceLimiters[channel.topic] ?? PresenceRateLimiter(maxCalls: limits.presenceCallsPerWindow, window: limits.presenceWindow)
+        let allowed = limiter.allowCall(at: now)
+        presenceLimiters[channel.topic] = limiter
+        guard allowed else { return fail(topic: channel.topic, message: PresenceRateLimiter.exceededMessage) }
+        let ok = SessionAction.send(Self.reply(channel, ref: message.ref, status: "ok", response: [:]))
+        guard let event = message.payload["event"]?.stringValue else { return [ok] }
+        switch event.lowercased() {
+        case "track":
+            guard case .object(let payload) = message.payload["payload"] ?? .object([:]) else {
+                return [.send(Self.reply(channel, ref: message.ref, status: "error", response: ["reason": "Presence track payload must be a map"]))]
+            }
+            guard JSONValue.object(payload).jsonBytes.count <= limits.maxPayloadBytes else {
+                return fail(topic: channel.topic, message: "Track message size exceeded")
+            }
+            return [.track(channel.subscriber, payload: payload), ok]
+        case "untrack":
+            return [.untrack(channel.subscriber), ok]
+        default:
+            return [.send(Self.reply(channel, ref: message.ref, status: "error", response: [:]))]
+        }
+    }
+
+    /// Replies on a channel carry the channel's join_ref, whatever (possibly stale) join_ref the push had.
+    static func reply(_ channel: ChannelJoin, ref: String?, status: String, response: JSONValue) -> OutboundMessage {
+        .reply(to: ref, joinRef: channel.joinRef, topic: channel.topic, status: status, response: response)
+    }
+
     /// The socket is gone: every channel leaves.
     public mutating func close() -> [SessionAction] {
         let actions = channels.values.map { SessionAction.leave($0.subscriber) }
         channels.removeAll()
+        presenceLimiters.removeAll()
         return actions
     }
 
     /// Closes one channel from the server side with a fatal `system` error (e.g. token expired).
     public mutating func fail(topic: String, extension ext: String = "system", message: String) -> [SessionAction] {
         guard let channel = channels.removeValue(forKey: topic) else { return [] }
+        presenceLimiters[topic] = nil
         return [
             .send(Self.system(channel, extension: ext, status: "error", message: message)),
             .send(Self.close(channel)),
@@ -127,13 +269,14 @@ public struct SocketSession: Sendable {
         ]
     }
 
-    private mutating func join(_ message: InboundMessage, token: TokenCheck?, subscriber: SubscriberID) -> [SessionAction] {
+    private mutating func join(_ message: InboundMessage, token: TokenCheck?, newChannel: NewChannel?) -> [SessionAction] {
         func refuse(_ reason: String) -> [SessionAction] {
             [.send(.reply(to: message.ref, joinRef: message.joinRef, topic: message.topic, status: "error", response: ["reason": .string(reason)]))]
         }
         guard message.topic.hasPrefix("realtime:") else {
             return [.send(.reply(to: message.ref, joinRef: nil, topic: message.topic, status: "error", response: ["reason": "unmatched topic"]))]
         }
+        guard let newChannel else { return refuse("Unknown Error on Channel") }
         let subTopic = String(message.topic.dropFirst("realtime:".count))
         guard !subTopic.isEmpty else { return refuse("TopicNameRequired: You must provide a topic name") }
         let claims: TokenClaims
@@ -150,6 +293,7 @@ public struct SocketSession: Sendable {
             return refuse("Unauthorized: You do not have permissions to read from this Channel topic: \(subTopic)")
         }
         var actions: [SessionAction] = []
+        presenceLimiters[message.topic] = nil
         if let previous = channels.removeValue(forKey: message.topic) {
             // Duplicate join: the old channel closes first, then the new join proceeds.
             actions.append(.leave(previous.subscriber))
@@ -157,13 +301,14 @@ public struct SocketSession: Sendable {
         }
         let bindings = config.postgresChanges.map(BindingRequest.init(raw:))
         let channel = ChannelJoin(
-            subscriber: subscriber,
+            subscriber: newChannel.subscriber,
             topic: message.topic,
             subTopic: subTopic,
             joinRef: message.joinRef,
             config: config,
             bindings: bindings,
-            claims: claims
+            claims: claims,
+            presenceKey: config.presenceKey ?? newChannel.generatedPresenceKey
         )
         channels[message.topic] = channel
         let reply = OutboundMessage.reply(
@@ -180,6 +325,7 @@ public struct SocketSession: Sendable {
     private mutating func leave(_ message: InboundMessage) -> [SessionAction] {
         let ok = OutboundMessage.reply(to: message.ref, joinRef: message.joinRef, topic: message.topic, status: "ok", response: [:])
         guard let channel = channels.removeValue(forKey: message.topic) else { return [.send(ok)] }
+        presenceLimiters[message.topic] = nil
         return [.leave(channel.subscriber), .send(ok), .send(Self.close(channel))]
     }
 

@@ -7,8 +7,24 @@ enum ElixirInspect {
         case string(String)
         case bool(Bool)
         case nilAtom
+        /// A number, shown as written.
+        case number(String)
         case list([Term])
         case tuple([Term])
+        /// A map with string keys, shown `%{"a" => 1}` with keys sorted as Elixir orders them.
+        case map([(key: String, value: Term)])
+
+        /// A JSON value as upstream sees it after decoding (objects become maps).
+        init(_ value: JSONValue) {
+            switch value {
+            case .null: self = .nilAtom
+            case .bool(let b): self = .bool(b)
+            case .number(let n): self = .number(n)
+            case .string(let s): self = .string(s)
+            case .array(let a): self = .list(a.map(Term.init))
+            case .object(let o): self = .map(o.members.map { ($0.key, Term($0.value)) })
+            }
+        }
     }
 
     static let defaultLimit = 50
@@ -29,6 +45,23 @@ enum ElixirInspect {
         case .string(let string): return stringDocument(string, limit: limit)
         case .bool(let value): return (.text(value ? "true" : "false"), nil)
         case .nilAtom: return (.text("nil"), nil)
+        case .number(let text): return (.text(text), nil)
+        case .map(let pairs):
+            if pairs.isEmpty { return (.text("%{}"), nil) }
+            let sorted = pairs.sorted { Array($0.key.utf8).lexicographicallyPrecedes(Array($1.key.utf8)) }
+            var docs: [Doc] = []
+            var remaining = limit
+            for pair in sorted {
+                let (key, _) = stringDocument(pair.key, limit: remaining)
+                let (value, returned) = document(pair.value, limit: remaining - 1)
+                remaining = returned ?? remaining - 1
+                docs.append(.concat(.concat(key, .text(" => ")), value))
+            }
+            var joined = docs[docs.count - 1]
+            for doc in docs.dropLast().reversed() {
+                joined = .concat(.concat(doc, .text(",")), .concat(.breakPoint(" ", flex: false), joined))
+            }
+            return (.group(.concat(.concat(.text("%{"), .nest(joined, 2)), .text("}"))), remaining)
         case .list(let items):
             if items.isEmpty { return (.text("[]"), nil) }
             return container(open: "[", items, close: "]", limit: limit, alwaysFlex: false)

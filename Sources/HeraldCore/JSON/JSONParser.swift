@@ -76,6 +76,9 @@ private struct JSONParser {
     mutating func parseObject(depth: Int) throws(JSONParseError) -> JSONValue {
         index += 1
         var object = JSONObject()
+        // Small objects check duplicates by scanning; large ones through a set, so hostile input with
+        // many keys costs O(n), not O(n²).
+        var keys: Set<String>?
         skipWhitespace()
         if index < bytes.count, bytes[index] == UInt8(ascii: "}") {
             index += 1
@@ -91,7 +94,14 @@ private struct JSONParser {
             skipWhitespace()
             let value = try parseValue(depth: depth + 1)
             // Duplicate keys: the last one wins, as in most JSON decoders.
-            if object.contains(key) { object[key] = value } else { object.append(key, value) }
+            if keys == nil && object.count >= 16 { keys = Set(object.keys) }
+            let isDuplicate = keys.map { $0.contains(key) } ?? object.contains(key)
+            if isDuplicate {
+                object[key] = value
+            } else {
+                object.append(key, value)
+                keys?.insert(key)
+            }
             skipWhitespace()
             guard index < bytes.count else { throw error("unexpected end of input") }
             switch bytes[index] {

@@ -115,34 +115,9 @@ public struct BindingRequest: Sendable, Equatable {
         default:
             return .invalid(
                 message: "No subscription params provided. Please provide at least a `schema` or `table` to subscribe to: "
-                    + ElixirInspect.map(raw)
+                    + ElixirInspect.inspect(ElixirInspect.Term(.object(raw)))
             )
         }
-    }
-}
-
-/// Renders values the way upstream's error messages show them (Elixir's `inspect`).
-public enum ElixirInspect {
-    public static func map(_ object: JSONObject) -> String {
-        let members = object.members.sorted { $0.key < $1.key }.map { "\(string($0.key)) => \(value($0.value))" }
-        return "%{" + members.joined(separator: ", ") + "}"
-    }
-
-    public static func value(_ value: JSONValue) -> String {
-        switch value {
-        case .null: return "nil"
-        case .bool(let b): return b ? "true" : "false"
-        case .number(let n): return n
-        case .string(let s): return string(s)
-        case .array(let a): return "[" + a.map(Self.value).joined(separator: ", ") + "]"
-        case .object(let o): return map(o)
-        }
-    }
-
-    public static func string(_ s: String) -> String {
-        var out: [UInt8] = []
-        JSONValue.writeString(s, to: &out)
-        return String(decoding: out, as: UTF8.self)
     }
 }
 
