@@ -55,7 +55,10 @@ public enum HeraldServer {
             limits: configuration.sessionLimits
         )
         let router = Router()
+        // Browsers call the REST endpoints from other origins, as upstream allows.
+        router.add(middleware: CORSMiddleware(allowOrigin: .all, allowHeaders: [.authorization, .contentType, HTTPField.Name("apikey")!]))
         addRoutes(to: router, verifier: verifier, hub: hub)
+        BroadcastRoutes.add(to: router, verifier: verifier, hub: hub, configuration: configuration)
         let maxFrameSize = configuration.maxMessageBytes
         let server = HTTPServerBuilder { responder in
             WebSocketUpgradeChannel(responder: responder, maxFrameSize: maxFrameSize, verifier: verifier) { socket, version, token, logger in

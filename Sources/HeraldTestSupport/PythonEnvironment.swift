@@ -1,5 +1,9 @@
 import Foundation
 
+#if canImport(Glibc)
+import Glibc
+#endif
+
 /// The virtual environment holding the official Python `realtime` client for interoperability tests, created on
 /// first use under the package's `.build/` (or taken from `HERALD_TEST_PYTHON`).
 public actor PythonEnvironment {
@@ -89,6 +93,11 @@ public final class LineProcess: @unchecked Sendable {
 
     public func terminate() {
         if process.isRunning { process.terminate() }
+    }
+
+    /// Ends the process at once (SIGKILL): its sockets close without a goodbye.
+    public func kill() {
+        if process.isRunning { Glibc.kill(process.processIdentifier, SIGKILL) }
     }
 
     deinit { terminate() }

@@ -138,6 +138,11 @@ public final class TestWebSocket: Sendable {
         }
     }
 
+    /// Drops the TCP connection without a close frame, as a crashed client or a lost network would.
+    public func abort() async {
+        try? await channel.channel.close()
+    }
+
     public func close() async {
         try? await sendFrame(opcode: 0x8, payload: [0x03, 0xE8])
         try? await channel.channel.close()

@@ -22,11 +22,12 @@ final class HeraldInstance: Sendable {
         self.server = server
     }
 
-    static func start() async throws -> HeraldInstance {
+    static func start(_ adjust: (inout ServerConfiguration) -> Void = { _ in }) async throws -> HeraldInstance {
         let databaseURL = try await TestPostgres.shared.makeMigratedDatabase()
         var logger = Logger(label: "herald.test")
-        logger.logLevel = ProcessInfo.processInfo.environment["HERALD_TEST_LOG"] != nil ? .debug : .error
-        let configuration = ServerConfiguration(host: "127.0.0.1", port: 0, databaseURL: databaseURL, jwtSecret: secret)
+        logger.logLevel = ProcessInfo.processInfo.environment["HERALD_TEST_LOG"] != nil ? .debug : .critical
+        var configuration = ServerConfiguration(host: "127.0.0.1", port: 0, databaseURL: databaseURL, jwtSecret: secret)
+        adjust(&configuration)
         let (ports, continuation) = AsyncStream.makeStream(of: Int.self)
         let server = Task {
             defer { continuation.finish() }
@@ -78,8 +79,8 @@ struct HarnessError: Error, CustomStringConvertible {
 }
 
 /// Runs `body` against a fresh Herald and always stops it.
-func withHerald(_ body: (HeraldInstance) async throws -> Void) async throws {
-    let herald = try await HeraldInstance.start()
+func withHerald(_ adjust: (inout ServerConfiguration) -> Void = { _ in }, _ body: (HeraldInstance) async throws -> Void) async throws {
+    let herald = try await HeraldInstance.start(adjust)
     do {
         try await body(herald)
     } catch {

@@ -37,4 +37,41 @@ import Testing
             #expect(received.compactMap { $0["data"]?["record"]?["content"]?.stringValue } == ["message 0", "message 2", "message 4"])
         }
     }
+
+    @Test func pythonClientsBroadcastWithSelfAckAndREST() async throws {
+        let python = try await PythonEnvironment.shared.interpreter(packageRoot: Self.packageRoot)
+        let script = Self.packageRoot.appendingPathComponent("Tests/HeraldServerTests/Python/broadcast.py").path
+        try await withHerald { herald in
+            let probe = try LineProcess([python, script, "ws://127.0.0.1:\(herald.port)/socket", try await herald.token()])
+            var lines = probe.outputLines.makeAsyncIterator()
+            let summary = try JSONValue.parse(await lines.next() ?? "")
+            #expect(probe.waitForExit() == 0)
+            // A has self on: it gets its own message, B's, and the REST one; B (self off) gets A's and the REST one.
+            #expect(summary["a"] == [["n": 1], ["n": 2], ["n": 3]])
+            #expect(summary["b"] == [["n": 1], ["n": 3]])
+        }
+    }
+
+    @Test func pythonPresenceOfThreeClientsSurvivesAnAbruptDisconnect() async throws {
+        let python = try await PythonEnvironment.shared.interpreter(packageRoot: Self.packageRoot)
+        let script = Self.packageRoot.appendingPathComponent("Tests/HeraldServerTests/Python/presence.py").path
+        try await withHerald { herald in
+            let url = "ws://127.0.0.1:\(herald.port)/socket"
+            let token = try await herald.token()
+            let members = try ["alice", "bob", "carol"].map { try LineProcess([python, script, url, token, $0]) }
+            var outputs = members.map { $0.outputLines.makeAsyncIterator() }
+            /// Reads a member's sync lines until its presence keys equal `expected`.
+            func waitFor(_ index: Int, _ expected: [String]) async -> Bool {
+                while let line = await outputs[index].next() {
+                    if (try? JSONValue.parse(line)) == .array(expected.map { .string($0) }) { return true }
+                }
+                return false
+            }
+            for index in 0..<3 { #expect(await waitFor(index, ["alice", "bob", "carol"])) }
+            members[2].kill()
+            #expect(await waitFor(0, ["alice", "bob"]))
+            #expect(await waitFor(1, ["alice", "bob"]))
+            for member in members { member.kill() }
+        }
+    }
 }
