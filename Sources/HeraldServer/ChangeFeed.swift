@@ -7,7 +7,10 @@ import Synchronization
 /// The trigger change source: Herald's one LISTEN connection. Row changes are decoded and dispatched on the
 /// listener's thread, one at a time, so they reach sockets in commit order; an interrupted stream is reported to
 /// every subscribed channel, since NOTIFY forgets what was sent while nobody listened.
-struct ChangeFeed: Service {
+struct ChangeFeed: Service, CustomStringConvertible {
+    /// ServiceLifecycle logs services by description: never the database URL, which may hold a password.
+    var description: String { "ChangeFeed" }
+
     static let changesChannel = "herald_changes"
     static let catalogChannel = "herald_catalog"
     static let gapMessage = "Changes may have been missed: the connection to the database was interrupted. Refetch to catch up."

@@ -11,7 +11,12 @@ import ServiceLifecycle
 import UnixSignals
 
 /// Everything `herald serve` needs to know.
-public struct ServerConfiguration: Sendable {
+public struct ServerConfiguration: Sendable, CustomStringConvertible {
+    /// Without the secret and the database password.
+    public var description: String {
+        "ServerConfiguration(host: \(host), port: \(port), database: \(DatabaseURL.redacted(databaseURL)))"
+    }
+
     public var host: String
     public var port: Int
     public var databaseURL: String
@@ -46,6 +51,7 @@ public enum HeraldServer {
     ) async throws {
         let verifier = try await TokenVerifier.make(secret: configuration.jwtSecret)
         let database = PostgresClient(databaseURL: configuration.databaseURL, logger: logger)
+        try await checkSchema(database)
         let catalog = TableCatalog(load: { try await TableCatalog.load(from: database) })
         let hub = Hub(catalog: catalog, logger: logger)
         let sockets = SocketHandler(
@@ -86,6 +92,24 @@ public enum HeraldServer {
         try await group.run()
     }
 
+    /// Refuses to start against an unreachable database or one without Herald's schema, with one clear reason.
+    static func checkSchema(_ database: PostgresClient) async throws {
+        do {
+            _ = try await database.query("SELECT count(*) FROM realtime.captured_tables()")
+        } catch let error as PostgresError where error.sqlState == "42883" || error.sqlState == "3F000" {
+            database.close()
+            throw StartupError("the database has no Herald schema: run `herald migrate` first")
+        } catch {
+            database.close()
+            throw StartupError("\(error)")
+        }
+    }
+
+    public struct StartupError: Error, CustomStringConvertible {
+        public var description: String
+        init(_ description: String) { self.description = description }
+    }
+
     static func addRoutes(to router: Router<BasicRequestContext>, verifier: TokenVerifier, hub: Hub) {
         router.get("/healthcheck") { _, _ in "ok" }
         // Plain HTTP requests to the socket paths get the same answers as refused upgrades.
@@ -122,7 +146,10 @@ public enum HeraldServer {
 
 /// The shared timers: presence diff batching, and the sweep for idle sockets and slow consumers. On graceful
 /// shutdown it closes every socket.
-struct Housekeeping: Service {
+struct Housekeeping: Service, CustomStringConvertible {
+    /// ServiceLifecycle logs services by description: never the configuration, which holds the JWT secret.
+    var description: String { "Housekeeping" }
+
     let hub: Hub
     let configuration: ServerConfiguration
 

@@ -9,10 +9,10 @@ struct DatabaseOptions: ParsableArguments {
 
     func resolved() throws -> String {
         guard let url = databaseURL ?? Environment.value("DATABASE_URL") else {
-            throw ValidationError("no database: pass --database-url or set DATABASE_URL")
+            throw CommandFailure("no database: pass --database-url or set DATABASE_URL")
         }
         guard url.hasPrefix("postgres://") || url.hasPrefix("postgresql://") || url.contains("=") else {
-            throw ValidationError("--database-url must be a postgres:// URL or a libpq connection string, got '\(url)'")
+            throw CommandFailure("--database-url must be a postgres:// URL or a libpq connection string, got '\(url)'")
         }
         return url
     }
@@ -26,7 +26,7 @@ struct LoggingOptions: ParsableArguments {
     func makeLogger() throws -> Logger {
         let name = logLevel ?? Environment.value("LOG_LEVEL") ?? "info"
         guard let level = Logger.Level(rawValue: name.lowercased()) else {
-            throw ValidationError("unknown log level '\(name)'")
+            throw CommandFailure("unknown log level '\(name)'")
         }
         var logger = Logger(label: "herald")
         logger.logLevel = level

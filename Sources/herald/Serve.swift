@@ -35,13 +35,13 @@ struct Serve: AsyncParsableCommand {
     static func port(_ given: Int?) throws -> Int {
         if let given { return given }
         guard let text = Environment.value("PORT") else { return 4000 }
-        guard let port = Int(text), (0...65535).contains(port) else { throw ValidationError("PORT must be a port number, got '\(text)'") }
+        guard let port = Int(text), (0...65535).contains(port) else { throw CommandFailure("PORT must be a port number, got '\(text)'") }
         return port
     }
 
     static func secret(_ given: String?) throws -> String {
         guard let secret = given ?? Environment.value("JWT_SECRET"), !secret.isEmpty else {
-            throw ValidationError("no JWT secret: pass --jwt-secret or set JWT_SECRET")
+            throw CommandFailure("no JWT secret: pass --jwt-secret or set JWT_SECRET")
         }
         return secret
     }

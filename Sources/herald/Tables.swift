@@ -47,7 +47,7 @@ struct Tables: AsyncParsableCommand {
     static func call(_ function: String, _ table: String, _ database: DatabaseOptions) async throws {
         let parts = table.split(separator: ".", omittingEmptySubsequences: false)
         guard parts.count == 2, !parts[0].isEmpty, !parts[1].isEmpty else {
-            throw ValidationError("name the table as schema.table, got '\(table)'")
+            throw CommandFailure("name the table as schema.table, got '\(table)'")
         }
         let url = try database.resolved()
         _ = try await failingCleanly {

@@ -11,7 +11,7 @@ struct Token: AsyncParsableCommand {
     @Option(name: .long, help: "Signing secret (env: HERALD_JWT_SECRET, JWT_SECRET; default: the secret of herald dev).") var jwtSecret: String?
 
     func run() async throws {
-        guard expiresIn > 0 else { throw ValidationError("--expires-in must be positive") }
+        guard expiresIn > 0 else { throw CommandFailure("--expires-in must be positive") }
         // Inside a `herald dev` folder the development secret is used when none is given.
         let devSecret = try? String(contentsOf: Dev.secretFile, encoding: .utf8).trimmingCharacters(in: .whitespacesAndNewlines)
         let secret = try Serve.secret(jwtSecret ?? Environment.value("JWT_SECRET") ?? devSecret)
