@@ -73,6 +73,6 @@ import Testing
         let elapsed = ContinuousClock().measure {
             for pattern in patterns { #expect(!pattern.matches(text)) }
         }
-        #expect(elapsed < .seconds(5))
+        #expect(elapsed < .seconds(60))  // exponential backtracking would take years; only that fails
     }
 }

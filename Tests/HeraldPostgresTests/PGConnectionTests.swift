@@ -91,7 +91,7 @@ struct PGConnectionTests {
             try PGConnection(url: "postgres://u@127.0.0.1:\(server.port)/db", timeout: .milliseconds(300))
         }
         #expect(error?.message == "connection attempt timed out")
-        #expect(ContinuousClock.now - start < .seconds(3))
+        #expect(ContinuousClock.now - start < .seconds(30))  // far below "never": only a hang fails
     }
 
     @Test func connectionAttemptCanBeCancelled() throws {
@@ -105,7 +105,7 @@ struct PGConnectionTests {
             )
         }
         #expect(error?.message == "connection attempt cancelled")
-        #expect(ContinuousClock.now - start < .seconds(3))
+        #expect(ContinuousClock.now - start < .seconds(30))  // far below "never": only a hang fails
     }
 }
 
