@@ -1,4 +1,5 @@
 import ArgumentParser
+import HeraldCore
 import HeraldServer
 import Logging
 
@@ -17,17 +18,23 @@ struct Serve: AsyncParsableCommand {
     @Option(name: .long, help: "HS256 secret that signs client tokens (env: HERALD_JWT_SECRET, JWT_SECRET).")
     var jwtSecret: String?
 
+    @Option(name: .long, help: "Largest broadcast or presence payload, in KB (default 3000).")
+    var maxPayloadKb: Int = 3000
+
     func run() async throws {
         let logger = try logging.makeLogger()
-        let configuration = try ServerConfiguration(
+        var configuration = try ServerConfiguration(
             host: host ?? Environment.value("HOST") ?? "0.0.0.0",
             port: try Self.port(port),
             databaseURL: database.resolved(),
             jwtSecret: Self.secret(jwtSecret)
         )
+        guard maxPayloadKb > 0 else { throw CommandFailure("--max-payload-kb must be positive") }
+        configuration.sessionLimits.maxPayloadBytes = maxPayloadKb * 1000
+        let url = "ws://\(configuration.host):"
         try await Self.failingCleanly {
             try await HeraldServer.run(configuration, logger: logger) { port in
-                logger.info("herald is serving", metadata: ["url": "ws://\(configuration.host):\(port)/socket/websocket"])
+                logger.info("herald is serving", metadata: ["url": "\(url)\(port)/socket/websocket"])
             }
         }
     }
