@@ -28,12 +28,23 @@ final class Connection: Sendable {
 
     func touch(now: Int64) { lastInbound.store(now, ordering: .relaxed) }
 
+    var eventLoop: any EventLoop { channel.eventLoop }
+
     /// Writes one text frame (or a binary one) whose bytes may be shared with other connections.
     func send(_ bytes: ByteBuffer, binary: Bool = false) {
         guard !closing.load(ordering: .relaxed) else { return }
         let frame = WebSocketFrame(fin: true, opcode: binary ? .binary : .text, data: bytes)
         channel.writeAndFlush(frame, promise: nil)
     }
+
+    /// Fan-out path, on the channel's event loop: queue a frame without flushing; `flushOnLoop` sends the batch
+    /// in as few syscalls as the kernel allows.
+    func writeOnLoop(_ bytes: ByteBuffer, binary: Bool) {
+        guard !closing.load(ordering: .relaxed) else { return }
+        channel.write(WebSocketFrame(fin: true, opcode: binary ? .binary : .text, data: bytes), promise: nil)
+    }
+
+    func flushOnLoop() { channel.flush() }
 
     func send(_ message: OutboundMessage) {
         send(message.encode(version))

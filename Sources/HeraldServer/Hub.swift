@@ -157,6 +157,7 @@ final class Hub: Sendable {
             let ids: [Int]
         }
         var frames: [FrameKey: ByteBuffer] = [:]
+        var fanOut = FanOut()
         for target in targets {
             let key = FrameKey(version: target.connection.version, topic: target.topic, ids: target.ids)
             let frame: ByteBuffer
@@ -173,8 +174,9 @@ final class Hub: Sendable {
                 )
                 frames[key] = frame
             }
-            target.connection.send(frame)
+            fanOut.add(frame, binary: false, to: target.connection)
         }
+        fanOut.submit()
     }
 
     /// Tells every channel with live postgres_changes bindings that changes may have been missed (the change
@@ -265,10 +267,12 @@ final class Hub: Sendable {
 
     private func deliver(_ delivery: Delivery) {
         var frames = delivery.frames
+        var fanOut = FanOut()
         for connection in delivery.recipients {
             guard let frame = frames.frame(for: connection.version) else { continue }
-            connection.send(frame.bytes, binary: frame.binary)
+            fanOut.add(frame.bytes, binary: frame.binary, to: connection)
         }
+        fanOut.submit()
     }
 
     // MARK: Housekeeping
@@ -362,6 +366,33 @@ struct FrameSet {
             let frame = encode(.v2)
             v2 = .some(frame)
             return frame
+        }
+    }
+}
+
+/// Hands a fan-out to the event loops in one task per loop: each writes its connections' frames and flushes each
+/// connection once, instead of one task and one syscall per delivery.
+struct FanOut {
+    private struct Write {
+        let connection: Connection
+        let bytes: ByteBuffer
+        let binary: Bool
+    }
+
+    private var batches: [ObjectIdentifier: (loop: any EventLoop, writes: [Write])] = [:]
+
+    mutating func add(_ bytes: ByteBuffer, binary: Bool, to connection: Connection) {
+        let loop = connection.eventLoop
+        batches[ObjectIdentifier(loop), default: (loop, [])].writes.append(Write(connection: connection, bytes: bytes, binary: binary))
+    }
+
+    func submit() {
+        for (_, batch) in batches {
+            let writes = batch.writes
+            batch.loop.execute {
+                for write in writes { write.connection.writeOnLoop(write.bytes, binary: write.binary) }
+                for write in writes { write.connection.flushOnLoop() }
+            }
         }
     }
 }

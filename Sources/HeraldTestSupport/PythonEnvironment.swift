@@ -21,9 +21,11 @@ public actor PythonEnvironment {
         }
         let venv = packageRoot.appendingPathComponent(".build/python-venv")
         let python = venv.appendingPathComponent("bin/python").path
-        if (try? Self.run([python, "-c", "import realtime"])) == nil {
-            try Self.run(["python3", "-m", "venv", venv.path])
-            try Self.run([python, "-m", "pip", "install", "--quiet", "--disable-pip-version-check", Self.realtimeRequirement])
+        try await offloaded {
+            if (try? Self.run([python, "-c", "import realtime"])) == nil {
+                try Self.run(["python3", "-m", "venv", venv.path])
+                try Self.run([python, "-m", "pip", "install", "--quiet", "--disable-pip-version-check", Self.realtimeRequirement])
+            }
         }
         interpreterPath = python
         return python
@@ -86,9 +88,12 @@ public final class LineProcess: @unchecked Sendable {
     /// All lines, in order, until the process closes its output.
     public var outputLines: AsyncStream<String> { lines }
 
-    public func waitForExit() -> Int32 {
-        process.waitUntilExit()
-        return process.terminationStatus
+    public func waitForExit() async throws -> Int32 {
+        let process = self.process
+        return try await offloaded {
+            process.waitUntilExit()
+            return process.terminationStatus
+        }
     }
 
     public func terminate() {

@@ -116,7 +116,7 @@ public final class TestWebSocket: Sendable {
     }
 
     /// The next frame from the server (pings and pongs included), or `Timeout`.
-    public func receive(timeout: Duration = .seconds(10)) async throws -> Frame {
+    public func receive(timeout: Duration = .seconds(30)) async throws -> Frame {
         let inbox = self.inbox
         let ticket = inbox.nextTicket()
         let timer = Task {
@@ -129,7 +129,7 @@ public final class TestWebSocket: Sendable {
     }
 
     /// Receives frames until one satisfies `predicate`; the others are returned too, in order.
-    public func receive(until predicate: (Frame) -> Bool, timeout: Duration = .seconds(10)) async throws -> [Frame] {
+    public func receive(until predicate: (Frame) -> Bool, timeout: Duration = .seconds(30)) async throws -> [Frame] {
         var seen: [Frame] = []
         while true {
             let frame = try await receive(timeout: timeout)

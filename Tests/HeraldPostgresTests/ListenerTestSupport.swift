@@ -16,7 +16,7 @@ final class EventRecorder: Sendable {
     }
 
     /// The oldest event not yet taken, waiting up to `timeout` for it.
-    func next(timeout: Duration = .seconds(10)) async throws -> ListenerEvent {
+    func next(timeout: Duration = .seconds(30)) async throws -> ListenerEvent {
         let deadline = ContinuousClock.now + timeout
         while ContinuousClock.now < deadline {
             if let event = events.withLock({ $0.isEmpty ? nil : $0.removeFirst() }) { return event }
@@ -26,7 +26,7 @@ final class EventRecorder: Sendable {
     }
 
     /// The next event's payload, which must be a notification on `channel`.
-    func nextPayload(on channel: String = "herald_changes", timeout: Duration = .seconds(10)) async throws -> String {
+    func nextPayload(on channel: String = "herald_changes", timeout: Duration = .seconds(30)) async throws -> String {
         let event = try await next(timeout: timeout)
         guard case .notification(channel, let payload) = event else {
             throw Timeout(description: "expected a notification on \(channel), got \(event)")

@@ -92,7 +92,7 @@ func withHerald(_ adjust: (inout ServerConfiguration) -> Void = { _ in }, _ body
 
 extension TestWebSocket {
     /// The next text frame parsed as JSON, skipping nothing.
-    func receiveJSON(timeout: Duration = .seconds(10)) async throws -> JSONValue {
+    func receiveJSON(timeout: Duration = .seconds(30)) async throws -> JSONValue {
         let frame = try await receive(timeout: timeout)
         guard frame.isText else { throw HarnessError("expected a text frame, got \(frame)") }
         return try JSONValue.parse(frame.payload)

@@ -28,7 +28,7 @@ import Testing
             while received.count < 3, let line = await lines.next() {
                 received.append(try JSONValue.parse(line))
             }
-            #expect(probe.waitForExit() == 0)
+            #expect(try await probe.waitForExit() == 0)
             #expect(received.count == 3)
             for payload in received {
                 #expect(payload["data"]?["type"] == "INSERT")
@@ -45,7 +45,7 @@ import Testing
             let probe = try LineProcess([python, script, "ws://127.0.0.1:\(herald.port)/socket", try await herald.token()])
             var lines = probe.outputLines.makeAsyncIterator()
             let summary = try JSONValue.parse(await lines.next() ?? "")
-            #expect(probe.waitForExit() == 0)
+            #expect(try await probe.waitForExit() == 0)
             // A has self on: it gets its own message, B's, and the REST one; B (self off) gets A's and the REST one.
             #expect(summary["a"] == [["n": 1], ["n": 2], ["n": 3]])
             #expect(summary["b"] == [["n": 1], ["n": 3]])

@@ -21,7 +21,7 @@ async def join(url: str, token: str, self_: bool, ack: bool, inbox: list):
     channel.on_broadcast("rest", lambda message: inbox.append(message["payload"]))
     ready = asyncio.Event()
     await channel.subscribe(lambda status, error: ready.set() if status == RealtimeSubscribeStates.SUBSCRIBED else None)
-    await asyncio.wait_for(ready.wait(), 10)
+    await asyncio.wait_for(ready.wait(), 30)
     return client, channel
 
 
@@ -34,7 +34,7 @@ async def main() -> None:
     await a.send_broadcast("msg", {"n": 1})
     await b.send_broadcast("msg", {"n": 2})
     await a.http_send("rest", {"n": 3})
-    for _ in range(100):
+    for _ in range(600):
         if len(a_inbox) >= 3 and len(b_inbox) >= 2:
             break
         await asyncio.sleep(0.05)

@@ -2,7 +2,7 @@
 
 Usage: postgres_changes.py URL TOKEN EVENT TABLE FILTER COUNT
 Prints one line `SUBSCRIBED` once the channel is subscribed, then one JSON line per received change
-(the raw payload the client hands to callbacks), and exits after COUNT changes (or 20 s).
+(the raw payload the client hands to callbacks), and exits after COUNT changes (or 40 s).
 """
 
 import asyncio
@@ -36,10 +36,10 @@ async def main() -> None:
     channel = client.channel("interop")
     channel.on_postgres_changes(event, on_change, table=table, schema="public", filter=filter_ or None)
     await channel.subscribe(on_subscribe)
-    await asyncio.wait_for(subscribed.wait(), 10)
+    await asyncio.wait_for(subscribed.wait(), 30)
     print("SUBSCRIBED", flush=True)
     try:
-        await asyncio.wait_for(done.wait(), 20)
+        await asyncio.wait_for(done.wait(), 40)
     finally:
         await client.close()
 

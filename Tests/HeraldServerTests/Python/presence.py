@@ -2,7 +2,7 @@
 
 Usage: presence.py URL TOKEN KEY
 Joins with presence key KEY, tracks {"name": KEY}, then prints the sorted presence keys (one JSON list per line)
-every time the client's presence state syncs. Runs until killed or 30 s pass.
+every time the client's presence state syncs. Runs until killed or 60 s pass.
 """
 
 import asyncio
@@ -20,9 +20,9 @@ async def main() -> None:
     channel.on_presence_sync(lambda: print(json.dumps(sorted(channel.presence_state().keys())), flush=True))
     ready = asyncio.Event()
     await channel.subscribe(lambda status, error: ready.set() if status == RealtimeSubscribeStates.SUBSCRIBED else None)
-    await asyncio.wait_for(ready.wait(), 10)
+    await asyncio.wait_for(ready.wait(), 30)
     await channel.track({"name": key})
-    await asyncio.sleep(30)
+    await asyncio.sleep(60)
     await client.close()
 
 
