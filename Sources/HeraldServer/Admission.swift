@@ -10,7 +10,7 @@ enum Admission: Equatable {
 
     /// `uri` is the request target (path and query); `apiKeyHeader` the `x-api-key` header, which wins over the
     /// `apikey` query parameter.
-    static func evaluate(uri: String, apiKeyHeader: String?, verifier: TokenVerifier, now: Int64) -> Admission {
+    static func evaluate(uri: String, apiKeyHeader: String?, verifier: TokenVerifier, now: Int64, roomForConnection: Bool = true) -> Admission {
         let (path, query) = splitURI(uri)
         guard socketPaths.contains(path) else { return .refuse(status: 404, error: nil) }
         guard let version = SerializerVersion(vsn: query["vsn"]) else { return .refuse(status: 403, error: nil) }
@@ -18,7 +18,9 @@ enum Admission: Equatable {
             return .refuse(status: 401, error: "API key is missing")
         }
         switch verifier.verify(token, now: now) {
-        case .valid: return .accept(version: version, token: token)
+        case .valid:
+            guard roomForConnection else { return .refuse(status: 429, error: "Too many connected users") }
+            return .accept(version: version, token: token)
         case .expired: return .refuse(status: 401, error: "Token has expired")
         case .invalid(_, let message): return .refuse(status: 401, error: message)
         }

@@ -27,6 +27,8 @@ public struct ServerConfiguration: Sendable, CustomStringConvertible {
     public var idleTimeoutMilliseconds: Int64 = 60_000
     /// A socket whose unsent backlog grows past this is closed as a slow consumer.
     public var maxBufferedBytes = 16 << 20
+    /// Sockets beyond this many are refused at upgrade (429 `Too many connected users`).
+    public var maxConnections = 100_000
     /// Presence changes are collected this long and sent as one `presence_diff` per topic.
     public var presenceBatchInterval: Duration = .milliseconds(10)
     /// Payload sizes and the client presence rate.
@@ -66,8 +68,14 @@ public enum HeraldServer {
         addRoutes(to: router, verifier: verifier, hub: hub)
         BroadcastRoutes.add(to: router, verifier: verifier, hub: hub, configuration: configuration)
         let maxFrameSize = configuration.maxMessageBytes
+        let maxConnections = configuration.maxConnections
         let server = HTTPServerBuilder { responder in
-            WebSocketUpgradeChannel(responder: responder, maxFrameSize: maxFrameSize, verifier: verifier) { socket, version, token, logger in
+            WebSocketUpgradeChannel(
+                responder: responder,
+                maxFrameSize: maxFrameSize,
+                verifier: verifier,
+                roomForConnection: { hub.connectionCount < maxConnections }
+            ) { socket, version, token, logger in
                 await sockets.serve(socket, version: version, token: token, logger: logger)
             }
         }

@@ -36,6 +36,8 @@ final class Hub: Sendable {
 
     private let state = Mutex(State())
     private let nextID = Atomic<UInt64>(1)
+    /// Kept outside the lock: every upgrade reads it.
+    private let connections = Atomic<Int>(0)
     private let catalog: TableCatalog
     private let logger: Logger
 
@@ -50,9 +52,11 @@ final class Hub: Sendable {
 
     func register(_ connection: Connection) {
         state.withLock { $0.connections[connection.id] = connection }
+        connections.add(1, ordering: .relaxed)
     }
 
     func unregister(_ connection: Connection) {
+        connections.subtract(1, ordering: .relaxed)
         state.withLock { state in
             state.connections[connection.id] = nil
             for (id, member) in state.members where member.connection === connection {
@@ -304,7 +308,7 @@ final class Hub: Sendable {
         for connection in connections { connection.close(.goingAway, reason: "server shutting down") }
     }
 
-    var connectionCount: Int { state.withLock { $0.connections.count } }
+    var connectionCount: Int { connections.load(ordering: .relaxed) }
 }
 
 /// One fan-out message, encoded lazily once per serializer version and shared by every recipient.

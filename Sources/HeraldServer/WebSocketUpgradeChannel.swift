@@ -26,6 +26,8 @@ struct WebSocketUpgradeChannel: ServerChildChannel, HTTPChannelHandler {
     let responder: HTTPChannelHandler.Responder
     let maxFrameSize: Int
     let verifier: TokenVerifier
+    /// Whether one more socket may connect (`maxConnections`).
+    let roomForConnection: @Sendable () -> Bool
     let serveWebSocket: @Sendable (NIOAsyncChannel<WebSocketFrame, WebSocketFrame>, SerializerVersion, String, Logger) async -> Void
 
     func setup(channel: any Channel, logger: Logger) -> EventLoopFuture<Value> {
@@ -40,7 +42,8 @@ struct WebSocketUpgradeChannel: ServerChildChannel, HTTPChannelHandler {
                         uri: head.uri,
                         apiKeyHeader: head.headers.first(name: "x-api-key"),
                         verifier: verifier,
-                        now: WallClock.seconds()
+                        now: WallClock.seconds(),
+                        roomForConnection: roomForConnection()
                     )
                     guard case .refuse(let status, let error) = admission else {
                         return channel.eventLoop.makeSucceededFuture(HTTPHeaders())

@@ -177,4 +177,18 @@ import Testing
         _ = session.handle(message("phx_join", payload: ["config": ["presence": ["key": ""]]]), token: .valid(claims), newChannel: fresh(4), now: .now)
         #expect(session.channels["realtime:room1"]?.presenceKey == "generated-4")
     }
+
+    @Test func channelsPerSocketAreLimited() {
+        var limits = SessionLimits()
+        limits.maxChannels = 2
+        var session = SocketSession(version: .v1, limits: limits)
+        for (index, topic) in ["realtime:a", "realtime:b"].enumerated() {
+            _ = session.handle(message("phx_join", topic: topic), token: .valid(claims), newChannel: fresh(UInt64(index)), now: .now)
+        }
+        let refused = session.handle(message("phx_join", topic: "realtime:c"), token: .valid(claims), newChannel: fresh(9), now: .now)
+        #expect(sent(refused).first?.payload["response"]?["reason"] == "ChannelRateLimitReached: Too many channels")
+        // Joining an already joined topic again is a rejoin, not a new channel.
+        let rejoin = session.handle(message("phx_join", topic: "realtime:a"), token: .valid(claims), newChannel: fresh(10), now: .now)
+        #expect(sent(rejoin).last?.payload["status"] == "ok")
+    }
 }

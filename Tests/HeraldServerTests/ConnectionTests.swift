@@ -121,6 +121,15 @@ import Testing
         }
     }
 
+    @Test func connectionsBeyondTheLimitAreRefused() async throws {
+        try await withHerald({ $0.maxConnections = 1 }) { herald in
+            let first = try await herald.socket()
+            let refused = try await refusal(herald, target: "/socket/websocket?apikey=\(try await herald.token())")
+            #expect(refused.status == 429 && refused.body == #"{"error":"Too many connected users"}"#)
+            await first.close()
+        }
+    }
+
     @Test func healthcheck() async throws {
         try await withHerald { herald in
             let response = try await HTTPProbe.get(port: herald.port, path: "/healthcheck")

@@ -101,6 +101,8 @@ public struct BroadcastMessage: Sendable, Equatable {
 public struct SessionLimits: Sendable, Equatable {
     /// Broadcast and presence payloads above this many bytes are refused.
     public var maxPayloadBytes: Int = 3_000_000
+    /// Channels one socket may have joined at once (`ChannelRateLimitReached: Too many channels` beyond).
+    public var maxChannels: Int = 100
     public var presenceCallsPerWindow: Int = 5
     public var presenceWindow: Duration = .seconds(30)
 
@@ -291,6 +293,9 @@ public struct SocketSession: Sendable {
         // Authorization of private channels through RLS comes later; until then only service_role may join them.
         if config.isPrivate && claims.role != "service_role" {
             return refuse("Unauthorized: You do not have permissions to read from this Channel topic: \(subTopic)")
+        }
+        if channels[message.topic] == nil && channels.count >= limits.maxChannels {
+            return refuse("ChannelRateLimitReached: Too many channels")
         }
         var actions: [SessionAction] = []
         presenceLimiters[message.topic] = nil
