@@ -4,9 +4,10 @@ import Logging
 import ServiceLifecycle
 import Synchronization
 
-/// The trigger change source: Herald's one LISTEN connection. Row changes are decoded and dispatched on the
-/// listener's thread, one at a time, so they reach sockets in commit order; an interrupted stream is reported to
-/// every subscribed channel, since NOTIFY forgets what was sent while nobody listened.
+/// The trigger change source: Herald's one LISTEN connection. Row changes and database broadcasts
+/// (`realtime.send`) are decoded and dispatched on the listener's thread, one at a time, so they reach sockets in
+/// commit order; an interrupted stream is reported to every subscribed channel, since NOTIFY forgets what was sent
+/// while nobody listened.
 struct ChangeFeed: Service {
     static let changesChannel = "herald_changes"
     static let catalogChannel = "herald_catalog"
@@ -15,6 +16,8 @@ struct ChangeFeed: Service {
     let databaseURL: String
     let hub: Hub
     let catalog: TableCatalog
+    /// Database broadcasts with a bigger payload are dropped, like those sent by clients.
+    let maxBroadcastBytes: Int
     let logger: Logger
 
     func run() async throws {
@@ -23,7 +26,7 @@ struct ChangeFeed: Service {
             databaseURL: databaseURL,
             configuration: .init(channels: [Self.changesChannel, Self.catalogChannel]),
             logger: logger
-        ) { [hub, catalog, logger] event in
+        ) { [self] event in
             switch event {
             case .listening(let reconnected):
                 logger.info("listening for changes", metadata: ["reconnected": "\(reconnected)"])
@@ -38,9 +41,13 @@ struct ChangeFeed: Service {
                 catalog.invalidate()
             case .notification(_, let payload):
                 do {
-                    let decoded = try TriggerPayload(json: Array(payload.utf8))
-                    let commitTime = stamper.timestamp(transaction: decoded.transactionID, now: WallClock.microseconds())
-                    hub.dispatch(decoded.change(commitTimestamp: commitTime))
+                    switch try ChangeNotification(json: Array(payload.utf8)) {
+                    case .change(let decoded):
+                        let commitTime = stamper.timestamp(transaction: decoded.transactionID, now: WallClock.microseconds())
+                        hub.dispatch(decoded.change(commitTimestamp: commitTime))
+                    case .broadcast(let broadcast):
+                        deliver(broadcast)
+                    }
                 } catch {
                     logger.error("dropped an undecodable change notification", metadata: ["reason": "\(error)"])
                 }
@@ -49,6 +56,17 @@ struct ChangeFeed: Service {
         await cancelWhenGracefulShutdown {
             await listener.run()
         }
+    }
+
+    private func deliver(_ broadcast: DatabaseBroadcast) {
+        guard broadcast.payload.count <= maxBroadcastBytes else {
+            logger.warning(
+                "dropped a database broadcast over the payload size limit",
+                metadata: ["topic": "\(broadcast.topic)", "event": "\(broadcast.event)", "id": "\(broadcast.id)", "bytes": "\(broadcast.payload.count)"]
+            )
+            return
+        }
+        hub.broadcast(broadcast.message)
     }
 }
 
