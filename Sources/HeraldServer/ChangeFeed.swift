@@ -4,9 +4,10 @@ import Logging
 import ServiceLifecycle
 import Synchronization
 
-/// The trigger change source: Herald's one LISTEN connection. Row changes are decoded and dispatched on the
-/// listener's thread, one at a time, so they reach sockets in commit order; an interrupted stream is reported to
-/// every subscribed channel, since NOTIFY forgets what was sent while nobody listened.
+/// The trigger change source: Herald's one LISTEN connection. Row changes and database broadcasts
+/// (`realtime.send`) are decoded and dispatched on the listener's thread, one at a time, so they reach sockets in
+/// commit order; an interrupted stream is reported to every subscribed channel, since NOTIFY forgets what was sent
+/// while nobody listened.
 struct ChangeFeed: Service, CustomStringConvertible {
     /// ServiceLifecycle logs services by description: never the database URL, which may hold a password.
     var description: String { "ChangeFeed" }
@@ -18,7 +19,12 @@ struct ChangeFeed: Service, CustomStringConvertible {
     let databaseURL: String
     let hub: Hub
     let catalog: TableCatalog
+    /// Database broadcasts with a bigger payload are dropped, like those sent by clients.
+    let maxBroadcastBytes: Int
     let logger: Logger
+    /// Settled once the first LISTEN is in place (or failed), so Herald says it is ready only when no change
+    /// committed from then on can be missed.
+    let readiness = Readiness()
 
     func run() async throws {
         let stamper = CommitStamper()
@@ -26,24 +32,30 @@ struct ChangeFeed: Service, CustomStringConvertible {
             databaseURL: databaseURL,
             configuration: .init(channels: [Self.changesChannel, Self.catalogChannel]),
             logger: logger
-        ) { [hub, catalog, logger] event in
+        ) { [self] event in
             switch event {
             case .listening(let reconnected):
+                readiness.settle()
                 logger.info("listening for changes", metadata: ["reconnected": "\(reconnected)"])
                 if reconnected {
                     catalog.invalidate()
                     hub.reportGap(Self.gapMessage)
                 }
             case .connectionLost(let reason):
+                readiness.settle()
                 logger.warning("change feed connection lost, reconnecting", metadata: ["reason": "\(reason)"])
             case .notification(let channel, let payload) where channel == Self.catalogChannel:
                 logger.info("change capture changed", metadata: ["table": "\(payload)"])
                 catalog.invalidate()
             case .notification(_, let payload):
                 do {
-                    let decoded = try TriggerPayload(json: Array(payload.utf8))
-                    let commitTime = stamper.timestamp(transaction: decoded.transactionID, now: WallClock.microseconds())
-                    hub.dispatch(decoded.change(commitTimestamp: commitTime))
+                    switch try ChangeNotification(json: Array(payload.utf8)) {
+                    case .change(let decoded):
+                        let commitTime = stamper.timestamp(transaction: decoded.transactionID, now: WallClock.microseconds())
+                        hub.dispatch(decoded.change(commitTimestamp: commitTime))
+                    case .broadcast(let broadcast):
+                        deliver(broadcast)
+                    }
                 } catch {
                     logger.error("dropped an undecodable change notification", metadata: ["reason": "\(error)"])
                 }
@@ -52,6 +64,17 @@ struct ChangeFeed: Service, CustomStringConvertible {
         await cancelWhenGracefulShutdown {
             await listener.run()
         }
+    }
+
+    private func deliver(_ broadcast: DatabaseBroadcast) {
+        guard broadcast.payload.count <= maxBroadcastBytes else {
+            logger.warning(
+                "dropped a database broadcast over the payload size limit",
+                metadata: ["topic": "\(broadcast.topic)", "event": "\(broadcast.event)", "id": "\(broadcast.id)", "bytes": "\(broadcast.payload.count)"]
+            )
+            return
+        }
+        hub.broadcast(broadcast.message)
     }
 }
 
@@ -71,6 +94,35 @@ final class CommitStamper: Sendable {
                 last = Last(transaction: transaction, timestamp: now)
             }
             return last.timestamp
+        }
+    }
+}
+
+/// A one-time signal: `wait()` returns once `settle()` has been called.
+final class Readiness: Sendable {
+    private struct State {
+        var settled = false
+        var waiters: [CheckedContinuation<Void, Never>] = []
+    }
+
+    private let state = Mutex(State())
+
+    func settle() {
+        let waiters = state.withLock { state -> [CheckedContinuation<Void, Never>] in
+            state.settled = true
+            defer { state.waiters = [] }
+            return state.waiters
+        }
+        for waiter in waiters { waiter.resume() }
+    }
+
+    func wait() async {
+        await withCheckedContinuation { continuation in
+            let settled = state.withLock { state in
+                if !state.settled { state.waiters.append(continuation) }
+                return state.settled
+            }
+            if settled { continuation.resume() }
         }
     }
 }

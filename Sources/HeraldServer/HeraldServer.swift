@@ -33,6 +33,8 @@ public struct ServerConfiguration: Sendable, CustomStringConvertible {
     public var presenceBatchInterval: Duration = .milliseconds(10)
     /// Payload sizes and the client presence rate.
     public var sessionLimits = SessionLimits()
+    /// Database broadcasts (`realtime.messages` rows) older than this are deleted (upstream keeps 72 hours).
+    public var messageRetention: Duration = .seconds(3 * 24 * 3600)
 
     public init(host: String = "127.0.0.1", port: Int = 4000, databaseURL: String, jwtSecret: String) {
         self.host = host
@@ -79,19 +81,30 @@ public enum HeraldServer {
                 await sockets.serve(socket, version: version, token: token, logger: logger)
             }
         }
+        let feed = ChangeFeed(
+            databaseURL: configuration.databaseURL,
+            hub: hub,
+            catalog: catalog,
+            maxBroadcastBytes: configuration.sessionLimits.maxPayloadBytes,
+            logger: logger
+        )
         let app = Application(
             router: router,
             server: server,
             configuration: .init(address: .hostname(configuration.host, port: configuration.port), serverName: "herald"),
-            onServerRunning: { channel in await onRunning(channel.localAddress?.port ?? configuration.port) },
+            onServerRunning: { channel in
+                await feed.readiness.wait()
+                await onRunning(channel.localAddress?.port ?? configuration.port)
+            },
             logger: logger
         )
-        let feed = ChangeFeed(databaseURL: configuration.databaseURL, hub: hub, catalog: catalog, logger: logger)
+
+        let retention = MessageRetention(database: database, retention: configuration.messageRetention, logger: logger)
         let housekeeping = Housekeeping(hub: hub, configuration: configuration)
         // Graceful shutdown runs in reverse order: sockets close first, then the HTTP server, then PostgreSQL.
         let group = ServiceGroup(
             configuration: .init(
-                services: [.init(service: feed), .init(service: app), .init(service: housekeeping)],
+                services: [.init(service: feed), .init(service: retention), .init(service: app), .init(service: housekeeping)],
                 gracefulShutdownSignals: [.sigterm, .sigint],
                 logger: logger
             )

@@ -35,8 +35,8 @@ struct MigratorTests {
     }
 
     @Test func heraldSQLShipsItsFiles() throws {
-        #expect(try HeraldSQL.numberedFiles().map(\.name) == ["0001_realtime.sql"])
-        #expect(try HeraldSQL.repeatableFiles().map(\.name) == ["capture.sql"])
+        #expect(try HeraldSQL.numberedFiles().map(\.name) == ["0001_realtime.sql", "0002_messages.sql"])
+        #expect(try HeraldSQL.repeatableFiles().map(\.name) == ["broadcast.sql", "capture.sql"])
     }
 
     @Test func appliesInOrderOnceAndThenNothing() async throws {
@@ -48,9 +48,14 @@ struct MigratorTests {
         let connection = try PGConnection(url: try await TestPostgres.shared.makeDatabase())
         let migrator = try folder.migrator()
 
-        #expect(try migrator.status(on: connection).toApply.count == 5)
+        #expect(try migrator.status(on: connection).toApply.count == 7)
         let applied = try migrator.migrate(on: connection)
-        #expect(applied == ["herald/0001_realtime.sql", "herald/capture.sql", "app/0001_first.sql", "app/0002_second.sql", "app/views.sql"])
+        #expect(
+            applied == [
+                "herald/0001_realtime.sql", "herald/0002_messages.sql", "herald/broadcast.sql", "herald/capture.sql",
+                "app/0001_first.sql", "app/0002_second.sql", "app/views.sql",
+            ]
+        )
         #expect(try migrator.migrate(on: connection).isEmpty)
 
         let status = try migrator.status(on: connection)

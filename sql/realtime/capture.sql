@@ -3,9 +3,30 @@
 -- Every captured row change sends on channel `herald_changes` the JSON text
 --   {"schema":…,"table":…,"type":"INSERT|UPDATE|DELETE","xid":"<txid>","columns":[{"name":…,"type":…}],
 --    "record":{…} (INSERT, UPDATE),"old_record":{…} (UPDATE, DELETE)}
--- built as text so that keys keep this order. Payloads over 7900 bytes are parked in
--- realtime.change_payloads and `{"ref":<id>}` is sent instead. Both NOTIFY and the parked row are
--- transactional: a rolled-back transaction leaves nothing behind.
+-- built as text so that keys keep this order, through realtime.notify_change() (which also carries database
+-- broadcasts, sql/realtime/broadcast.sql).
+
+-- Sends one notification on `herald_changes`. Payloads over 7900 bytes (NOTIFY's limit is 8000) are parked in
+-- realtime.change_payloads and `{"ref":<id>}` is sent instead; Herald's listener takes the parked text back.
+-- Both NOTIFY and the parked row are transactional: a rolled-back transaction leaves nothing behind.
+CREATE OR REPLACE FUNCTION realtime.notify_change(payload text)
+RETURNS void
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    parked_id bigint;
+BEGIN
+    IF octet_length(payload) > 7900 THEN
+        INSERT INTO realtime.change_payloads (payload) VALUES (payload) RETURNING id INTO parked_id;
+        PERFORM pg_notify('herald_changes', '{"ref":' || parked_id || '}');
+    ELSE
+        PERFORM pg_notify('herald_changes', payload);
+    END IF;
+END
+$$;
+-- Internal: only Herald's SECURITY DEFINER triggers (which run as the owner) call it.
+REVOKE EXECUTE ON FUNCTION realtime.notify_change(text) FROM PUBLIC;
 
 -- The replica identity of OLD as JSON text, keys in column order: default → primary key,
 -- FULL → every column, INDEX → the identity index's columns, NOTHING (or no primary key) → {}.
@@ -47,7 +68,6 @@ AS $$
 DECLARE
     columns text;
     payload text;
-    parked_id bigint;
 BEGIN
     SELECT '[' || coalesce(string_agg(
                '{"name":' || to_json(a.attname::text)::text || ',"type":' || to_json(t.typname::text)::text || '}',
@@ -69,14 +89,7 @@ BEGIN
     IF TG_OP <> 'INSERT' THEN
         payload := payload || ',"old_record":' || realtime.replica_identity_record(TG_RELID, row_to_json(OLD));
     END IF;
-    payload := payload || '}';
-
-    IF octet_length(payload) > 7900 THEN
-        INSERT INTO realtime.change_payloads (payload) VALUES (payload) RETURNING id INTO parked_id;
-        PERFORM pg_notify('herald_changes', '{"ref":' || parked_id || '}');
-    ELSE
-        PERFORM pg_notify('herald_changes', payload);
-    END IF;
+    PERFORM realtime.notify_change(payload || '}');
     RETURN NULL;
 END
 $$;

@@ -17,6 +17,11 @@ public struct TriggerPayload: Sendable, Equatable {
         } catch {
             throw FrameDecodingError("change payload is not JSON: \(error.reason)")
         }
+        try self.init(value: value)
+    }
+
+    /// Decodes an already parsed notification (see ``ChangeNotification``).
+    public init(value: JSONValue) throws(FrameDecodingError) {
         guard case .string(let schema)? = value["schema"], case .string(let table)? = value["table"],
             let type = value["type"]?.stringValue.flatMap(ChangeType.init(rawValue:)),
             case .array(let columnValues)? = value["columns"]
