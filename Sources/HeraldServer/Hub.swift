@@ -197,6 +197,8 @@ final class Hub: Sendable {
     /// Fans a broadcast out to every channel of its topic (the sender only with `self`).
     func broadcast(_ message: BroadcastMessage) {
         let recipients: [Connection] = state.withLock { state in
+            // A channel the hub closed (token expired) may not speak any more, whatever its socket still thinks.
+            if let sender = message.sender, state.members[sender] == nil { return [] }
             guard let subscribers = state.topics[message.topic] else { return [] }
             return subscribers.compactMap { id in
                 guard message.includeSender || id != message.sender else { return nil }
@@ -284,6 +286,7 @@ final class Hub: Sendable {
     /// Closes sockets that sent nothing for `idleMilliseconds` and sockets whose unsent backlog exceeds
     /// `maxBufferedBytes`. Runs from one shared sweep, not a timer per socket.
     func sweep(now: Int64, idleMilliseconds: Int64, maxBufferedBytes: Int) async {
+        closeExpiredChannels(nowSeconds: now / 1000)
         let connections = state.withLock { Array($0.connections.values) }
         for connection in connections {
             if now - connection.lastInboundMilliseconds > idleMilliseconds {
@@ -299,6 +302,20 @@ final class Hub: Sendable {
                 )
                 connection.close(.policyViolation, reason: "slow consumer: outbound queue full")
             }
+        }
+    }
+
+    /// Channels whose token has expired get upstream's `system` error and `phx_close`, and leave the hub.
+    func closeExpiredChannels(nowSeconds: Int64) {
+        let expired: [Member] = state.withLock { state in
+            let expired = state.members.values.filter { $0.join.claims.expiresAt <= nowSeconds }
+            for member in expired { Self.remove(member.join.subscriber, from: &state) }
+            return expired
+        }
+        for member in expired {
+            let seconds = nowSeconds - member.join.claims.expiresAt
+            member.connection.send(SocketSession.system(member.join, extension: "system", status: "error", message: "Token has expired \(seconds) seconds ago"))
+            member.connection.send(SocketSession.close(member.join))
         }
     }
 

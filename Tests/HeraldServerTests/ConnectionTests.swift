@@ -130,6 +130,26 @@ import Testing
         }
     }
 
+    @Test func aChannelWhoseTokenExpiresIsClosedAndSilenced() async throws {
+        try await withHerald { herald in
+            let shortLived = try await herald.token(expiresIn: 2)
+            let socket = try await herald.socket()
+            let listener = try await herald.socket()
+            try await socket.push("1", "1", "realtime:room1", "phx_join", ["config": [:], "access_token": .string(shortLived)])
+            _ = try await socket.receive()
+            try await listener.joinV2("realtime:room1", config: [:])
+            let frames = try await socket.receive(until: { $0.text.contains("phx_close") })
+            #expect(frames.contains { $0.text.contains(#""extension":"system","status":"error","message":"Token has expired"#) })
+            #expect(frames.last?.text == #"["1","1","realtime:room1","phx_close",{}]"#)
+            // The expired channel's broadcasts go nowhere.
+            try await socket.push("1", "2", "realtime:room1", "broadcast", ["event": "e", "payload": [:]])
+            try await listener.sendText(#"[null,"hb","phoenix","heartbeat",{}]"#)
+            #expect(try await listener.receive().text.contains(#""hb""#))
+            await socket.close()
+            await listener.close()
+        }
+    }
+
     @Test func healthcheck() async throws {
         try await withHerald { herald in
             let response = try await HTTPProbe.get(port: herald.port, path: "/healthcheck")

@@ -359,7 +359,7 @@ public struct SocketSession: Sendable {
     }
 
     /// `phx_close` carries `ref = join_ref` so clients accept it.
-    static func close(_ channel: ChannelJoin) -> OutboundMessage {
+    public static func close(_ channel: ChannelJoin) -> OutboundMessage {
         OutboundMessage(joinRef: channel.joinRef, ref: channel.joinRef, topic: channel.topic, event: "phx_close", payload: [:])
     }
 }
