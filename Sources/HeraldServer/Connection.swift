@@ -46,7 +46,7 @@ final class Connection: Sendable {
 
     func flushOnLoop() { channel.flush() }
 
-    func send(_ message: OutboundMessage) {
+    func send(_ message: PhoenixMessage) {
         send(message.encode(version))
     }
 

@@ -67,12 +67,12 @@ final class Hub: Sendable {
 
     /// Registers a joined channel and subscribes its postgres_changes bindings. Returns the pushes that follow the
     /// join reply: the `system` message reporting the subscription, then `presence_state` when presence is enabled.
-    func join(_ join: ChannelJoin, connection: Connection) async -> [OutboundMessage] {
-        let (flushed, presenceState): (Delivery?, OutboundMessage?) = state.withLock { state in
+    func join(_ join: ChannelJoin, connection: Connection) async -> [PhoenixMessage] {
+        let (flushed, presenceState): (Delivery?, PhoenixMessage?) = state.withLock { state in
             var member = Member(connection: connection, join: join)
             // Flush the topic's pending diff before the newcomer is a member: its state already holds those changes.
             let flushed = Self.flushPresence(join.topicKey, in: &state)
-            var presenceState: OutboundMessage?
+            var presenceState: PhoenixMessage?
             if join.config.presenceEnabled {
                 member.presenceSynced = true
                 presenceState = Self.presenceState(for: join, in: state)
@@ -82,7 +82,7 @@ final class Hub: Sendable {
             return (flushed, presenceState)
         }
         if let flushed { deliver(flushed) }
-        var pushes: [OutboundMessage] = []
+        var pushes: [PhoenixMessage] = []
         if let report = await subscribe(join) { pushes.append(report) }
         if let presenceState { pushes.append(presenceState) }
         return pushes
@@ -104,7 +104,7 @@ final class Hub: Sendable {
     }
 
     /// A refreshed token: the channel re-subscribes with its new claims; returns the new `system` message.
-    func refresh(_ subscriber: SubscriberID, claims: TokenClaims) async -> OutboundMessage? {
+    func refresh(_ subscriber: SubscriberID, claims: TokenClaims) async -> PhoenixMessage? {
         let join: ChannelJoin? = state.withLock { state in
             state.members[subscriber]?.join.claims = claims
             return state.members[subscriber]?.join
@@ -113,7 +113,7 @@ final class Hub: Sendable {
         return await subscribe(join)
     }
 
-    private func subscribe(_ join: ChannelJoin) async -> OutboundMessage? {
+    private func subscribe(_ join: ChannelJoin) async -> PhoenixMessage? {
         guard !join.bindings.isEmpty else { return nil }
         let outcome = await catalog.resolve(join.bindings)
         let stillJoined: Bool = state.withLock { state in
@@ -212,10 +212,10 @@ final class Hub: Sendable {
     // MARK: Presence
 
     func track(_ subscriber: SubscriberID, payload: JSONObject) {
-        let firstSync: (Connection, OutboundMessage, Delivery?)? = state.withLock { state in
+        let firstSync: (Connection, PhoenixMessage, Delivery?)? = state.withLock { state in
             guard let member = state.members[subscriber] else { return nil }
             let topic = member.join.topicKey
-            var sync: (Connection, OutboundMessage, Delivery?)?
+            var sync: (Connection, PhoenixMessage, Delivery?)?
             if !member.presenceSynced {
                 // A track on a channel that did not enable presence at join: it gets the state now.
                 let flushed = Self.flushPresence(topic, in: &state)
@@ -266,9 +266,9 @@ final class Hub: Sendable {
         return Delivery(recipients: recipients, frames: FrameSet(topic: "realtime:" + topic.subTopic, event: "presence_diff", payload: diff.jsonBytes))
     }
 
-    private static func presenceState(for join: ChannelJoin, in state: State) -> OutboundMessage {
+    private static func presenceState(for join: ChannelJoin, in state: State) -> PhoenixMessage {
         let payload = state.presence[join.topicKey]?.state ?? .object([:])
-        return OutboundMessage(joinRef: join.joinRef, ref: nil, topic: join.topic, event: "presence_state", payload: payload)
+        return PhoenixMessage(joinRef: join.joinRef, ref: nil, topic: join.topic, event: "presence_state", payload: payload)
     }
 
     private func deliver(_ delivery: Delivery) {

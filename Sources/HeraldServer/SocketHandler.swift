@@ -58,7 +58,7 @@ struct SocketHandler: Sendable {
     }
 
     private func handle(_ bytes: ByteBuffer, binary: Bool, session: inout SocketSession, connection: Connection, logger: Logger) async {
-        let message: InboundMessage
+        let message: PhoenixMessage
         do {
             if binary {
                 guard session.version == .v2 else { throw FrameDecodingError("binary frames need vsn 2.0.0") }
@@ -68,12 +68,12 @@ struct SocketHandler: Sendable {
                     for action in actions { await perform(action, connection: connection) }
                     return
                 case .push(let joinRef, let ref, let topic, let event, let payload):
-                    message = InboundMessage(joinRef: joinRef, ref: ref, topic: topic, event: event, payload: try JSONValue.parse(payload.readableBytesView))
+                    message = PhoenixMessage(joinRef: joinRef, ref: ref, topic: topic, event: event, payload: try JSONValue.parse(payload.readableBytesView))
                 case .userBroadcast:
                     throw FrameDecodingError("clients may not send kind 4")
                 }
             } else {
-                message = try InboundMessage.decode(text: bytes.readableBytesView, version: session.version)
+                message = try PhoenixMessage.decode(text: bytes.readableBytesView, version: session.version)
             }
         } catch {
             logger.info("dropped a malformed message", metadata: ["reason": "\(error)"])

@@ -16,15 +16,15 @@ import Testing
     }
 
     @Test func decodesV1Objects() throws {
-        let message = try InboundMessage.decode(
+        let message = try PhoenixMessage.decode(
             text: Array(#"{"topic":"realtime:a","event":"phx_join","payload":{"x":1},"ref":"1","join_ref":"1"}"#.utf8),
             version: .v1
         )
-        #expect(message == InboundMessage(joinRef: "1", ref: "1", topic: "realtime:a", event: "phx_join", payload: ["x": 1]))
+        #expect(message == PhoenixMessage(joinRef: "1", ref: "1", topic: "realtime:a", event: "phx_join", payload: ["x": 1]))
         // Python sends null refs; numbers are tolerated.
-        let heartbeat = try InboundMessage.decode(text: Array(#"{"topic":"phoenix","event":"heartbeat","payload":{},"ref":null}"#.utf8), version: .v1)
+        let heartbeat = try PhoenixMessage.decode(text: Array(#"{"topic":"phoenix","event":"heartbeat","payload":{},"ref":null}"#.utf8), version: .v1)
         #expect(heartbeat.ref == nil && heartbeat.joinRef == nil)
-        let numbered = try InboundMessage.decode(text: Array(#"{"topic":"t","event":"e","payload":{},"ref":7}"#.utf8), version: .v1)
+        let numbered = try PhoenixMessage.decode(text: Array(#"{"topic":"t","event":"e","payload":{},"ref":7}"#.utf8), version: .v1)
         #expect(numbered.ref == "7")
     }
 
@@ -34,18 +34,18 @@ import Testing
         #"{"topic":"t","event":"e","payload":{},"ref":{}}"#, "not json",
     ])
     func rejectsMalformedV1(_ text: String) {
-        #expect(throws: FrameDecodingError.self) { try InboundMessage.decode(text: Array(text.utf8), version: .v1) }
+        #expect(throws: FrameDecodingError.self) { try PhoenixMessage.decode(text: Array(text.utf8), version: .v1) }
     }
 
     @Test func decodesV2Arrays() throws {
-        let message = try InboundMessage.decode(text: Array(#"["1","2","realtime:a","broadcast",{"a":1},"extra"]"#.utf8), version: .v2)
-        #expect(message == InboundMessage(joinRef: "1", ref: "2", topic: "realtime:a", event: "broadcast", payload: ["a": 1]))
-        #expect(throws: FrameDecodingError.self) { try InboundMessage.decode(text: Array(#"["1","2","t","e"]"#.utf8), version: .v2) }
-        #expect(throws: FrameDecodingError.self) { try InboundMessage.decode(text: Array(#"{"topic":"t"}"#.utf8), version: .v2) }
+        let message = try PhoenixMessage.decode(text: Array(#"["1","2","realtime:a","broadcast",{"a":1},"extra"]"#.utf8), version: .v2)
+        #expect(message == PhoenixMessage(joinRef: "1", ref: "2", topic: "realtime:a", event: "broadcast", payload: ["a": 1]))
+        #expect(throws: FrameDecodingError.self) { try PhoenixMessage.decode(text: Array(#"["1","2","t","e"]"#.utf8), version: .v2) }
+        #expect(throws: FrameDecodingError.self) { try PhoenixMessage.decode(text: Array(#"{"topic":"t"}"#.utf8), version: .v2) }
     }
 
     @Test func encodesBothVersions() {
-        let reply = OutboundMessage.reply(to: "3", joinRef: "1", topic: "realtime:a", status: "ok", response: [:])
+        let reply = PhoenixMessage.reply(to: "3", joinRef: "1", topic: "realtime:a", status: "ok", response: [:])
         #expect(String(buffer: reply.encode(.v1)) == #"{"topic":"realtime:a","event":"phx_reply","payload":{"status":"ok","response":{}},"ref":"3"}"#)
         #expect(String(buffer: reply.encode(.v2)) == #"["1","3","realtime:a","phx_reply",{"status":"ok","response":{}}]"#)
         let push = PhoenixFrame.encode(.v2, joinRef: nil, ref: nil, topic: "realtime:a", event: "postgres_changes", payload: Array("{}".utf8))

@@ -4,13 +4,13 @@ import Testing
 @Suite struct SocketSessionTests {
     let claims = TokenClaims(role: "authenticated", expiresAt: 2_000_000_000, claims: ["role": "authenticated"])
 
-    func message(_ event: String, topic: String = "realtime:room1", payload: JSONValue = [:], ref: String? = "1", joinRef: String? = "1") -> InboundMessage {
-        InboundMessage(joinRef: joinRef, ref: ref, topic: topic, event: event, payload: payload)
+    func message(_ event: String, topic: String = "realtime:room1", payload: JSONValue = [:], ref: String? = "1", joinRef: String? = "1") -> PhoenixMessage {
+        PhoenixMessage(joinRef: joinRef, ref: ref, topic: topic, event: event, payload: payload)
     }
 
     func fresh(_ id: UInt64) -> NewChannel { NewChannel(subscriber: SubscriberID(id), generatedPresenceKey: "generated-\(id)") }
 
-    func sent(_ actions: [SessionAction]) -> [OutboundMessage] {
+    func sent(_ actions: [SessionAction]) -> [PhoenixMessage] {
         actions.compactMap {
             switch $0 {
             case .send(let m), .join(_, let m): m

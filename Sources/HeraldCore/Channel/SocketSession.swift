@@ -112,10 +112,10 @@ public struct SessionLimits: Sendable, Equatable {
 /// The I/O a socket session asks its owner to perform, in order.
 public enum SessionAction: Sendable, Equatable {
     /// Write this message to the socket.
-    case send(OutboundMessage)
+    case send(PhoenixMessage)
     /// Register the channel with the hub, then send `reply`. The hub subscribes the postgres_changes bindings
     /// before the reply goes out, so every change committed after the client sees the reply reaches it.
-    case join(ChannelJoin, reply: OutboundMessage)
+    case join(ChannelJoin, reply: PhoenixMessage)
     /// Forget the channel everywhere.
     case leave(SubscriberID)
     /// The channel's claims changed (token refresh): re-subscribe with them.
@@ -142,7 +142,7 @@ public struct SocketSession: Sendable {
     }
 
     /// Whether handling `message` needs a token check first, and of which token.
-    public func tokenToVerify(for message: InboundMessage, connectionToken: String) -> String? {
+    public func tokenToVerify(for message: PhoenixMessage, connectionToken: String) -> String? {
         switch message.event {
         case "phx_join" where message.topic.hasPrefix("realtime:"):
             return JoinConfig.channelToken(message.payload) ?? connectionToken
@@ -157,7 +157,7 @@ public struct SocketSession: Sendable {
     /// Handles one client message. `token` is the result of verifying `tokenToVerify(...)`; `newChannel` is required
     /// by joins (`phx_join`) only.
     public mutating func handle(
-        _ message: InboundMessage,
+        _ message: PhoenixMessage,
         token: TokenCheck?,
         newChannel: NewChannel?,
         now: ContinuousClock.Instant
@@ -224,7 +224,7 @@ public struct SocketSession: Sendable {
     }
 
     /// `track` / `untrack` (reference section 5.1); always answered, fatal when over the rate or size limit.
-    private mutating func presence(_ channel: ChannelJoin, _ message: InboundMessage, now: ContinuousClock.Instant) -> [SessionAction] {
+    private mutating func presence(_ channel: ChannelJoin, _ message: PhoenixMessage, now: ContinuousClock.Instant) -> [SessionAction] {
         var limiter = presenceLimiters[channel.topic] ?? PresenceRateLimiter(maxCalls: limits.presenceCallsPerWindow, window: limits.presenceWindow)
         let allowed = limiter.allowCall(at: now)
         presenceLimiters[channel.topic] = limiter
@@ -248,7 +248,7 @@ public struct SocketSession: Sendable {
     }
 
     /// Replies on a channel carry the channel's join_ref, whatever (possibly stale) join_ref the push had.
-    static func reply(_ channel: ChannelJoin, ref: String?, status: String, response: JSONValue) -> OutboundMessage {
+    static func reply(_ channel: ChannelJoin, ref: String?, status: String, response: JSONValue) -> PhoenixMessage {
         .reply(to: ref, joinRef: channel.joinRef, topic: channel.topic, status: status, response: response)
     }
 
@@ -271,7 +271,7 @@ public struct SocketSession: Sendable {
         ]
     }
 
-    private mutating func join(_ message: InboundMessage, token: TokenCheck?, newChannel: NewChannel?) -> [SessionAction] {
+    private mutating func join(_ message: PhoenixMessage, token: TokenCheck?, newChannel: NewChannel?) -> [SessionAction] {
         func refuse(_ reason: String) -> [SessionAction] {
             [.send(.reply(to: message.ref, joinRef: message.joinRef, topic: message.topic, status: "error", response: ["reason": .string(reason)]))]
         }
@@ -316,7 +316,7 @@ public struct SocketSession: Sendable {
             presenceKey: config.presenceKey ?? newChannel.generatedPresenceKey
         )
         channels[message.topic] = channel
-        let reply = OutboundMessage.reply(
+        let reply = PhoenixMessage.reply(
             to: message.ref,
             joinRef: message.joinRef,
             topic: message.topic,
@@ -327,8 +327,8 @@ public struct SocketSession: Sendable {
         return actions
     }
 
-    private mutating func leave(_ message: InboundMessage) -> [SessionAction] {
-        let ok = OutboundMessage.reply(to: message.ref, joinRef: message.joinRef, topic: message.topic, status: "ok", response: [:])
+    private mutating func leave(_ message: PhoenixMessage) -> [SessionAction] {
+        let ok = PhoenixMessage.reply(to: message.ref, joinRef: message.joinRef, topic: message.topic, status: "ok", response: [:])
         guard let channel = channels.removeValue(forKey: message.topic) else { return [.send(ok)] }
         presenceLimiters[message.topic] = nil
         return [.leave(channel.subscriber), .send(ok), .send(Self.close(channel))]
@@ -348,8 +348,8 @@ public struct SocketSession: Sendable {
     }
 
     /// A `system` push on a channel (reference section 2.5).
-    public static func system(_ channel: ChannelJoin, extension ext: String, status: String, message: String) -> OutboundMessage {
-        OutboundMessage(
+    public static func system(_ channel: ChannelJoin, extension ext: String, status: String, message: String) -> PhoenixMessage {
+        PhoenixMessage(
             joinRef: channel.joinRef,
             ref: nil,
             topic: channel.topic,
@@ -359,7 +359,7 @@ public struct SocketSession: Sendable {
     }
 
     /// `phx_close` carries `ref = join_ref` so clients accept it.
-    public static func close(_ channel: ChannelJoin) -> OutboundMessage {
-        OutboundMessage(joinRef: channel.joinRef, ref: channel.joinRef, topic: channel.topic, event: "phx_close", payload: [:])
+    public static func close(_ channel: ChannelJoin) -> PhoenixMessage {
+        PhoenixMessage(joinRef: channel.joinRef, ref: channel.joinRef, topic: channel.topic, event: "phx_close", payload: [:])
     }
 }

@@ -25,8 +25,9 @@ extension Character {
     fileprivate var isASCIIDigit: Bool { isASCII && isNumber }
 }
 
-/// A message received from a client (text frames of either version, and V2 binary kind 0).
-public struct InboundMessage: Sendable, Equatable {
+/// A Phoenix channel message, in either direction. Received: text frames of either version and V2 binary kind 0.
+/// Sent: `joinRef` is only written by V2 (V1 never carries it).
+public struct PhoenixMessage: Sendable, Equatable {
     public var joinRef: String?
     public var ref: String?
     public var topic: String
@@ -49,10 +50,10 @@ public struct FrameDecodingError: Error, Sendable, Equatable, CustomStringConver
     public var description: String { reason }
 }
 
-extension InboundMessage {
+extension PhoenixMessage {
     /// Decodes a text frame: a V1 object `{topic, event, payload, ref, join_ref?}` or a V2 array
     /// `[join_ref, ref, topic, event, payload, ...]`.
-    public static func decode(text bytes: some Collection<UInt8>, version: SerializerVersion) throws(FrameDecodingError) -> InboundMessage {
+    public static func decode(text bytes: some Collection<UInt8>, version: SerializerVersion) throws(FrameDecodingError) -> PhoenixMessage {
         let value: JSONValue
         do {
             value = try JSONValue.parse(bytes)
@@ -66,7 +67,7 @@ extension InboundMessage {
             guard case .string(let event)? = object["event"] else { throw FrameDecodingError("missing or non-string event") }
             guard let payload = object["payload"] else { throw FrameDecodingError("missing payload") }
             guard let ref = object["ref"] else { throw FrameDecodingError("missing ref") }
-            return InboundMessage(
+            return PhoenixMessage(
                 joinRef: try refString(object["join_ref"] ?? .null),
                 ref: try refString(ref),
                 topic: topic,
@@ -79,7 +80,7 @@ extension InboundMessage {
             }
             guard case .string(let topic) = elements[2] else { throw FrameDecodingError("non-string topic") }
             guard case .string(let event) = elements[3] else { throw FrameDecodingError("non-string event") }
-            return InboundMessage(
+            return PhoenixMessage(
                 joinRef: try refString(elements[0]),
                 ref: try refString(elements[1]),
                 topic: topic,
@@ -100,22 +101,7 @@ extension InboundMessage {
     }
 }
 
-/// A message to a client. `joinRef` is only written by V2 (V1 never carries it).
-public struct OutboundMessage: Sendable, Equatable {
-    public var joinRef: String?
-    public var ref: String?
-    public var topic: String
-    public var event: String
-    public var payload: JSONValue
-
-    public init(joinRef: String?, ref: String?, topic: String, event: String, payload: JSONValue) {
-        self.joinRef = joinRef
-        self.ref = ref
-        self.topic = topic
-        self.event = event
-        self.payload = payload
-    }
-
+extension PhoenixMessage {
     /// A `phx_reply` with `{"status": status, "response": response}`.
     public static func reply(
         to ref: String?,
@@ -123,8 +109,8 @@ public struct OutboundMessage: Sendable, Equatable {
         topic: String,
         status: String,
         response: JSONValue
-    ) -> OutboundMessage {
-        OutboundMessage(
+    ) -> PhoenixMessage {
+        PhoenixMessage(
             joinRef: joinRef,
             ref: ref,
             topic: topic,
