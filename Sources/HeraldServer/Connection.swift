@@ -66,8 +66,10 @@ final class Connection: Sendable {
         }
     }
 
-    /// Bytes written to the channel but not yet accepted by the kernel; read on the channel's event loop.
+    /// Bytes written to the channel but not yet accepted by the kernel. A writable channel is below NIO's high
+    /// water mark, so only a backed-up one costs a trip to its event loop.
     func bufferedBytes() async -> Int {
-        (try? await channel.getOption(ChannelOptions.bufferedWritableBytes).get()) ?? 0
+        guard !channel.isWritable else { return 0 }
+        return (try? await channel.getOption(ChannelOptions.bufferedWritableBytes).get()) ?? 0
     }
 }

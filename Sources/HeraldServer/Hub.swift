@@ -68,10 +68,9 @@ final class Hub: Sendable {
     /// Registers a joined channel and subscribes its postgres_changes bindings. Returns the pushes that follow the
     /// join reply: the `system` message reporting the subscription, then `presence_state` when presence is enabled.
     func join(_ join: ChannelJoin, connection: Connection) async -> [PhoenixMessage] {
-        let (flushed, presenceState): (Delivery?, PhoenixMessage?) = state.withLock { state in
+        let presenceState: PhoenixMessage? = state.withLock { state in
             var member = Member(connection: connection, join: join)
-            // Flush the topic's pending diff before the newcomer is a member: its state already holds those changes.
-            let flushed = Self.flushPresence(join.topicKey, in: &state)
+            // The newcomer gets what the others have seen, then the pending diff with them: no flush per join.
             var presenceState: PhoenixMessage?
             if join.config.presenceEnabled {
                 member.presenceSynced = true
@@ -79,9 +78,8 @@ final class Hub: Sendable {
             }
             state.members[join.subscriber] = member
             state.topics[join.topicKey, default: []].insert(join.subscriber)
-            return (flushed, presenceState)
+            return presenceState
         }
-        if let flushed { deliver(flushed) }
         var pushes: [PhoenixMessage] = []
         if let report = await subscribe(join) { pushes.append(report) }
         if let presenceState { pushes.append(presenceState) }
@@ -212,15 +210,14 @@ final class Hub: Sendable {
     // MARK: Presence
 
     func track(_ subscriber: SubscriberID, payload: JSONObject) {
-        let firstSync: (Connection, PhoenixMessage, Delivery?)? = state.withLock { state in
+        let firstSync: (Connection, PhoenixMessage)? = state.withLock { state in
             guard let member = state.members[subscriber] else { return nil }
             let topic = member.join.topicKey
-            var sync: (Connection, PhoenixMessage, Delivery?)?
+            var sync: (Connection, PhoenixMessage)?
             if !member.presenceSynced {
                 // A track on a channel that did not enable presence at join: it gets the state now.
-                let flushed = Self.flushPresence(topic, in: &state)
                 state.members[subscriber]?.presenceSynced = true
-                sync = (member.connection, Self.presenceState(for: member.join, in: state), flushed)
+                sync = (member.connection, Self.presenceState(for: member.join, in: state))
             }
             let ref = state.presenceRefs.next(now: UInt64(WallClock.microseconds()) * 1000)
             let result = state.presence[topic, default: PresenceTopicState()].track(
@@ -232,8 +229,7 @@ final class Hub: Sendable {
             if result != .unchanged { state.presenceDirty.insert(topic) }
             return sync
         }
-        if let (connection, presenceState, flushed) = firstSync {
-            if let flushed { deliver(flushed) }
+        if let (connection, presenceState) = firstSync {
             connection.send(presenceState)
         }
     }
@@ -267,7 +263,7 @@ final class Hub: Sendable {
     }
 
     private static func presenceState(for join: ChannelJoin, in state: State) -> PhoenixMessage {
-        let payload = state.presence[join.topicKey]?.state ?? .object([:])
+        let payload = state.presence[join.topicKey]?.publishedState ?? .object([:])
         return PhoenixMessage(joinRef: join.joinRef, ref: nil, topic: join.topic, event: "presence_state", payload: payload)
     }
 

@@ -172,6 +172,26 @@ import Testing
         )
     }
 
+    @Test func publishedStateIsWhatMembersHaveSeen() throws {
+        var state = PresenceTopicState()
+        state.track(owner: PresenceOwner(rawValue: 1), key: "a", payload: ["v": 1], ref: "r1")
+        state.track(owner: PresenceOwner(rawValue: 2), key: "b", payload: [:], ref: "r2")
+        _ = state.flushDiff()
+        // In the next batch: a joins anew (update), b leaves, c joins.
+        state.track(owner: PresenceOwner(rawValue: 1), key: "a", payload: ["v": 2], ref: "r3")
+        state.untrack(owner: PresenceOwner(rawValue: 2))
+        state.track(owner: PresenceOwner(rawValue: 3), key: "c", payload: [:], ref: "r4")
+        let seen = state.publishedState
+        #expect(seen["a"]?["metas"]?.arrayValue?.map { $0["phx_ref"] } == ["r1"])
+        #expect(seen["b"]?["metas"]?.arrayValue?.map { $0["phx_ref"] } == ["r2"])
+        #expect(seen["c"] == nil)
+        _ = state.flushDiff()
+        func byKey(_ value: JSONValue) -> [String: JSONValue] {
+            Dictionary(uniqueKeysWithValues: (value.objectValue?.members ?? []).map { ($0.key, $0.value) })
+        }
+        #expect(byKey(state.publishedState) == byKey(state.state))
+    }
+
     @Test func aJoinStormIsOneDiff() throws {
         var presence = PresenceTopicState()
         let members = 10_000

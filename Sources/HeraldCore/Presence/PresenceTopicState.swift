@@ -123,6 +123,19 @@ public struct PresenceTopicState: Sendable {
         return .object(JSONObject(members))
     }
 
+    /// The presence the topic's members have seen: the state as of the last `flushDiff()`. A member joining
+    /// mid-batch gets this, then the pending diff together with everyone else, so it neither misses nor repeats a
+    /// change, and a join storm stays batched (no flush per join).
+    public var publishedState: JSONValue {
+        var metas: [String: [JSONValue]] = [:]
+        for (key, current) in metasByKey {
+            let seen = current.filter { !isPendingJoin($0) }
+            if !seen.isEmpty { metas[key] = seen.map(\.json) }
+        }
+        for leave in pendingLeaves { metas[leave.key, default: []].append(leave.meta.json) }
+        return .object(JSONObject(metas.map { JSONObject.Member(key: $0.key, value: Self.entry($0.value)) }))
+    }
+
     /// The `presence_diff` payload `{"joins":{…},"leaves":{…}}` for everything since the last flush,
     /// or nil when nothing changed on balance. Starts a new batch either way.
     public mutating func flushDiff() -> JSONValue? {
