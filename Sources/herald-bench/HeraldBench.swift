@@ -33,7 +33,7 @@ struct HarnessOptions: ParsableArguments {
     @Option(help: "Abandon the run after this many seconds.")
     var timeout: Double = 900
 
-    @Option(help: "Record perf profiles (cpu-clock, call graphs) of the server during each load phase, into <prefix>-<n>-<kind>.data.")
+    @Option(help: "Record perf profiles (cpu-clock, call graphs) of the server during each phase but the idle ones, into <prefix>-<n>-<kind>.data.")
     var perfRecord: String?
 
     func settings() -> BenchRun.Settings {

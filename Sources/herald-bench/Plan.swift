@@ -56,12 +56,9 @@ enum Phase: Codable, Equatable {
 }
 
 extension Phase {
-    /// Whether the phase offers load (as opposed to setting sockets up or down, or waiting).
-    var isLoad: Bool {
-        switch self {
-        case .churn, .broadcast, .storm: true
-        case .connect, .idle, .disconnect: false
-        }
+    var isIdle: Bool {
+        if case .idle = self { return true }
+        return false
     }
 
     /// A one-word name (file names, progress).

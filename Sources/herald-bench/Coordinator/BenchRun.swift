@@ -12,7 +12,8 @@ struct BenchRun {
         var socketsPerWorker: Int
         /// The whole run is abandoned after this long.
         var timeoutSeconds: Double
-        /// Where to write `perf record` profiles of the server, one per load phase (`<prefix>-<n>-<kind>.data`).
+        /// Where to write `perf record` profiles of the server, one per phase but the idle ones
+        /// (`<prefix>-<n>-<kind>.data`).
         var perfPrefix: String?
         /// Every socket sends a heartbeat this often (realtime-js and supabase-swift: 25 s).
         var heartbeatSeconds = 25
@@ -88,7 +89,7 @@ struct BenchRun {
             progress(describe(phase))
             _ = try await pool.collect("ready")
             var profiler: Process?
-            if let prefix = settings.perfPrefix, phase.isLoad {
+            if let prefix = settings.perfPrefix, !phase.isIdle {
                 profiler = try await Self.startProfiler(pid: server.pid, output: "\(prefix)-\(number)-\(phase.kind).data", cpu: settings.generatorCPU)
             }
             defer { profiler.map(Self.stopProfiler) }
@@ -103,7 +104,15 @@ struct BenchRun {
             let stalledAfter = CPUPressure.stalledMicroseconds()
             let stalled = stalledBefore.flatMap { before in stalledAfter.map { $0 &- before } }
             outcomes.append(
-                Outcome(phase: phase, report: .merged(reports), start: start, end: after.at, serverBefore: before, serverAfter: after, machineStallMicroseconds: stalled)
+                Outcome(
+                    phase: phase,
+                    report: .merged(reports),
+                    start: start,
+                    end: after.at,
+                    serverBefore: before,
+                    serverAfter: after,
+                    machineStallMicroseconds: stalled
+                )
             )
         }
         return Result(workers: workerCount, serverBaseline: baseline, outcomes: outcomes, serverLogTail: String(server.log.suffix(1_000)))
@@ -125,7 +134,8 @@ struct BenchRun {
 
     private static func describe(_ phase: Phase) -> String {
         switch phase {
-        case .connect(let group, let join, _): "connecting \(group.members) sockets (\(group.rooms) rooms of \(group.roomSize))\(join ? " and joining" : "")"
+        case .connect(let group, let join, _):
+            "connecting \(group.members) sockets (\(group.rooms) rooms of \(group.roomSize))\(join ? " and joining" : "")"
         case .idle(let seconds): "settling for \(seconds) s"
         case .churn(let step): "churn: \(step.rejoinsPerSecond) rejoins/s + \(step.updatesPerSecond) track updates/s for \(step.seconds) s"
         case .broadcast(let step): "broadcast: \(step.messagesPerSecond) messages/s for \(step.seconds) s"

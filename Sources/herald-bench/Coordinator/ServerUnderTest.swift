@@ -36,18 +36,27 @@ final class ServerUnderTest: Sendable {
         }
         let directory = FileManager.default.temporaryDirectory.appendingPathComponent("herald-bench-\(getpid())-\(UUID().uuidString.prefix(8))")
         try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
-        let cluster = LocalPostgresCluster(directory: directory.appendingPathComponent("postgres"), port: try LocalPostgresCluster.freePort(), options: .init(durable: false))
+        let cluster = LocalPostgresCluster(
+            directory: directory.appendingPathComponent("postgres"),
+            port: try LocalPostgresCluster.freePort(),
+            options: .init(durable: false)
+        )
         do {
             try cluster.start()
             let databaseURL = cluster.databaseURL()
             // Herald's own SQL only: the folder of application migrations does not exist.
-            _ = try await Subprocess.run(herald, ["migrate", "--database-url", databaseURL, "--migrations", directory.appendingPathComponent("no-migrations").path])
+            let noMigrations = directory.appendingPathComponent("no-migrations").path
+            _ = try await Subprocess.run(herald, ["migrate", "--database-url", databaseURL, "--migrations", noMigrations])
             let secret = (0..<4).map { _ in String(UInt64.random(in: .min ... .max), radix: 16) }.joined(separator: "-")
-            let token = try await Subprocess.run(herald, ["token", "--jwt-secret", secret, "--expires-in", "86400"]).trimmingCharacters(in: .whitespacesAndNewlines)
+            let token = try await Subprocess.run(herald, ["token", "--jwt-secret", secret, "--expires-in", "86400"])
+                .trimmingCharacters(in: .whitespacesAndNewlines)
             let port = try LocalPostgresCluster.freePort()
             let process = Subprocess.make(
                 herald,
-                ["serve", "--host", "127.0.0.1", "--port", String(port), "--database-url", databaseURL, "--jwt-secret", secret, "--log-level", "warning"],
+                [
+                    "serve", "--host", "127.0.0.1", "--port", String(port), "--database-url", databaseURL,
+                    "--jwt-secret", secret, "--log-level", "warning",
+                ],
                 cpu: cpu
             )
             let log = directory.appendingPathComponent("herald.log")

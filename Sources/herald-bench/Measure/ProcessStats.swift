@@ -99,7 +99,8 @@ struct ProcessUsage: Codable, Equatable {
     init(from before: ProcessSample, to after: ProcessSample) {
         self.init(cpuMicroseconds: after.cpuMicroseconds &- before.cpuMicroseconds, seconds: Double(after.at &- before.at) / 1e9)
         // Threads may have ended in between: never below zero.
-        runQueueWaitMicroseconds = after.runQueueWaitMicroseconds > before.runQueueWaitMicroseconds ? after.runQueueWaitMicroseconds - before.runQueueWaitMicroseconds : 0
+        let (after, before) = (after.runQueueWaitMicroseconds, before.runQueueWaitMicroseconds)
+        runQueueWaitMicroseconds = after > before ? after - before : 0
     }
 
     private func percent(_ microseconds: UInt64) -> Double { seconds > 0 ? Double(microseconds) / (seconds * 1e4) : 0 }

@@ -64,7 +64,9 @@ struct BroadcastScenario {
     }
 
     var phases: [Phase] {
-        [.connect(group, join: true, concurrency: connectConcurrency), .idle(seconds: 2)] + steps.map { .broadcast($0) } + [.disconnect, .idle(seconds: 2)]
+        [.connect(group, join: true, concurrency: connectConcurrency), .idle(seconds: 2)]
+            + steps.map { .broadcast($0) }
+            + [.disconnect, .idle(seconds: 2)]
     }
 
     func run(_ settings: BenchRun.Settings) async throws -> Summary {

@@ -34,7 +34,9 @@ struct PresenceCommand: AsyncParsableCommand {
         let scenario = PresenceScenario(
             rooms: SocketGroup(name: "room", members: rooms * members, roomSize: members, presence: true),
             steps: try parseRates(churn).map { ChurnStep(seconds: stepSeconds, rejoinsPerSecond: $0, updatesPerSecond: updates) },
-            storm: storm > 0 ? StormStep(group: SocketGroup(name: "storm", members: storm, roomSize: storm, presence: true), timeoutSeconds: stormTimeout) : nil,
+            storm: storm > 0
+                ? StormStep(group: SocketGroup(name: "storm", members: storm, roomSize: storm, presence: true), timeoutSeconds: stormTimeout)
+                : nil,
             settleSeconds: 3,
             connectConcurrency: harness.connectConcurrency
         )

@@ -54,7 +54,9 @@ struct SmokeCommand: AsyncParsableCommand {
 
         var problems: [String] = []
         if connects.contains(where: { $0.report.failed > 0 }) { problems.append("some sockets failed to connect or join") }
-        if churnSummaries.contains(where: { $0.deliveries == 0 || $0.latencyMs == nil }) { problems.append("churn produced no presence diffs or no latencies") }
+        if churnSummaries.contains(where: { $0.deliveries == 0 || $0.latencyMs == nil }) {
+            problems.append("churn produced no presence diffs or no latencies")
+        }
         if stormSummary.converged != storm.group.members { problems.append("the storm did not converge on every member") }
         if broadcasts.contains(where: { $0.lostDeliveries != 0 || $0.latencyMs == nil }) { problems.append("broadcasts were lost or not timed") }
         if outcomes.allSatisfy({ $0.report.heartbeatReplies == 0 }) { problems.append("no heartbeat was answered") }

@@ -18,7 +18,8 @@ enum ClientMessages {
     /// A join with broadcast `self: false, ack: false`; presence enabled (with `presenceKey`) or not.
     static func join(topic: String, joinRef: Int, presenceKey: String?) -> String {
         let presence = presenceKey.map { #"{"enabled":true,"key":"\#($0)"}"# } ?? #"{"enabled":false}"#
-        return #"["j\#(joinRef)","j\#(joinRef)","\#(topic)","phx_join",{"config":{"broadcast":{"self":false,"ack":false},"presence":\#(presence),"postgres_changes":[],"private":false}}]"#
+        let config = #"{"broadcast":{"self":false,"ack":false},"presence":\#(presence),"postgres_changes":[],"private":false}"#
+        return #"["j\#(joinRef)","j\#(joinRef)","\#(topic)","phx_join",{"config":\#(config)}]"#
     }
 
     static func leave(topic: String, joinRef: Int, ref: Int) -> String {

@@ -276,7 +276,8 @@ final class BenchSocket: ChannelInboundHandler {
             if binary {
                 ClientMessages.writeBinaryBroadcast(topic: topic, joinRef: joinRef, payload: payload, into: &buffer)
             } else {
-                WebSocketWire.writeClientFrame(.text, text: ClientMessages.textBroadcast(topic: topic, joinRef: joinRef, payload: payload), into: &buffer)
+                let push = ClientMessages.textBroadcast(topic: topic, joinRef: joinRef, payload: payload)
+                WebSocketWire.writeClientFrame(.text, text: push, into: &buffer)
             }
         }
     }
