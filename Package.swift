@@ -22,6 +22,8 @@ let package = Package(
         .package(url: "https://github.com/hummingbird-project/hummingbird", from: "2.28.1"),
         .package(url: "https://github.com/swift-server/swift-service-lifecycle", from: "2.13.0"),
         .package(url: "https://github.com/vapor/jwt-kit", from: "5.7.1"),
+        // Only the benchmark harness (herald-bench) uses it.
+        .package(url: "https://github.com/HdrHistogram/hdrhistogram-swift", from: "0.2.0"),
     ],
     targets: [
         // The C library, found through pkg-config (Debian: libpq-dev).
@@ -100,6 +102,18 @@ let package = Package(
             ],
             swiftSettings: swiftSettings
         ),
+        // The load generator and benchmark driver (docs/benchmarks.md). Nothing else depends on it.
+        .executableTarget(
+            name: "herald-bench",
+            dependencies: [
+                "HeraldPostgres",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Histogram", package: "hdrhistogram-swift"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+            ],
+            swiftSettings: swiftSettings
+        ),
         .testTarget(name: "HeraldCoreTests", dependencies: ["HeraldCore"], swiftSettings: swiftSettings),
         .testTarget(
             name: "HeraldPostgresTests",
@@ -112,5 +126,7 @@ let package = Package(
             resources: [.copy("Python")],
             swiftSettings: swiftSettings
         ),
+        // The harness's pure parts, and a smoke run of the real thing (no speed asserted).
+        .testTarget(name: "HeraldBenchTests", dependencies: ["herald-bench"], swiftSettings: swiftSettings),
     ]
 )

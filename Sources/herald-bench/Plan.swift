@@ -1,0 +1,105 @@
+/// What one worker process does: which sockets it owns and the phases it runs, in lockstep with the other
+/// workers (the coordinator starts every phase at the same monotonic instant). Sent to the worker as JSON.
+struct WorkerPlan: Codable {
+    var worker: Int
+    var workers: Int
+    var host: String
+    var port: Int
+    /// The JWT sent as `apikey`.
+    var token: String
+    /// The local address this worker's sockets bind to (127.0.0.x): each address has its own ephemeral ports.
+    var sourceAddress: String
+    var heartbeatSeconds: Int = 25
+    var phases: [Phase]
+
+    /// Member `m` of every group belongs to worker `m % workers`.
+    func localMembers(of group: SocketGroup) -> [Int] {
+        Array(stride(from: worker, to: group.members, by: workers))
+    }
+
+    /// This worker's part of a rate spread evenly over `total` sockets of which it owns `local`.
+    static func share(of rate: Double, local: Int, total: Int) -> Double {
+        total > 0 ? rate * Double(local) / Double(total) : 0
+    }
+}
+
+/// Sockets that join rooms of one kind: member `m` joins `realtime:<name>-<m / roomSize>`.
+struct SocketGroup: Codable, Equatable {
+    var name: String
+    var members: Int
+    var roomSize: Int
+    /// Join with presence enabled (key `<name><m>`) and track `{"t": sent ns, "m": m}` right after the join.
+    var presence: Bool
+
+    var rooms: Int { (members + roomSize - 1) / roomSize }
+
+    func topic(of member: Int) -> String { "realtime:\(name)-\(member / roomSize)" }
+
+    func presenceKey(of member: Int) -> String { "\(name)\(member)" }
+}
+
+enum Phase: Codable, Equatable {
+    /// Opens the group's sockets (at most `concurrency` upgrades and joins under way at once), joining their
+    /// rooms unless `join` is false.
+    case connect(SocketGroup, join: Bool, concurrency: Int)
+    /// Load-free time: lets diffs of the previous phase settle.
+    case idle(seconds: Double)
+    /// Presence churn over the joined sockets: rejoins (phx_leave, phx_join, track) and track updates.
+    case churn(ChurnStep)
+    /// Publishers broadcast to their rooms.
+    case broadcast(BroadcastStep)
+    /// Every connected, not yet joined socket joins and tracks at once; ends when every member's presence
+    /// holds all members, or at the timeout.
+    case storm(StormStep)
+    /// Closes every socket.
+    case disconnect
+}
+
+extension Phase {
+    var isIdle: Bool {
+        if case .idle = self { return true }
+        return false
+    }
+
+    /// A one-word name (file names, progress).
+    var kind: String {
+        switch self {
+        case .connect: "connect"
+        case .idle: "idle"
+        case .churn: "churn"
+        case .broadcast: "broadcast"
+        case .storm: "storm"
+        case .disconnect: "disconnect"
+        }
+    }
+}
+
+struct ChurnStep: Codable, Equatable {
+    var seconds: Double
+    var rejoinsPerSecond: Double
+    var updatesPerSecond: Double
+    /// After the load stops, frames still arriving count for this step, until none came for this long.
+    var quietSeconds: Double = 2
+}
+
+struct BroadcastStep: Codable, Equatable {
+    var seconds: Double
+    /// Messages published per second over all rooms.
+    var messagesPerSecond: Double
+    /// Members `0..<publishersPerRoom` of each room publish.
+    var publishersPerRoom: Int
+    /// Size of the user payload (`{"bt":…,"pad":"…"}`).
+    var payloadBytes: Int
+    /// Kind-3 binary pushes (realtime-js v2) instead of JSON text pushes.
+    var binary: Bool
+    /// As for churn: the step ends once no frame arrived for this long after the load stopped.
+    var quietSeconds: Double = 2
+
+    /// Whether `member` of a room of `roomSize` publishes.
+    func publishes(_ member: Int, roomSize: Int) -> Bool { member % roomSize < publishersPerRoom }
+}
+
+struct StormStep: Codable, Equatable {
+    var group: SocketGroup
+    var timeoutSeconds: Double
+}
