@@ -147,7 +147,7 @@ struct ReplicationStreamTests {
                 return
             }
             #expect(reason.contains("terminating connection"))
-            #expect(try await events.next() == .streaming(reconnected: true, slotCreated: false))
+            #expect(try await events.next() == .streaming(reconnected: true, slotRecreated: false))
             _ = try connection.execute("INSERT INTO ticks VALUES (2)")
             // Row 1 is not delivered again.
             #expect(try await events.nextChanges().first?.record == ["id": 2])
@@ -172,7 +172,7 @@ struct ReplicationStreamTests {
                 return
             }
             try await dropSlot(slot, url: url)
-            #expect(try await events.next() == .streaming(reconnected: true, slotCreated: true))
+            #expect(try await events.next() == .streaming(reconnected: true, slotRecreated: true))
             _ = try connection.execute("INSERT INTO ticks VALUES (3)")
             #expect(try await events.nextChanges().first?.record == ["id": 3])
         }

@@ -95,7 +95,7 @@ func withReplication<T>(
     defer { stream.stop() }
     let result: T
     do {
-        #expect(try await recorder.next() == .streaming(reconnected: false, slotCreated: true))
+        #expect(try await recorder.next() == .streaming(reconnected: false, slotRecreated: false))
         result = try await body(recorder, stream)
     } catch {
         stream.stop()

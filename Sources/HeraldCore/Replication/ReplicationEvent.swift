@@ -5,9 +5,9 @@
 /// finished with a transaction acknowledges its ``TransactionCommit/endLSN``; only then may the slot move past it.
 public enum ReplicationEvent: Sendable, Equatable {
     /// The stream is running. `reconnected` is `true` after an outage (nothing was lost: the slot kept the
-    /// changes). `slotCreated` is `true` when the slot had to be created: changes committed before that
-    /// moment and after the previous slot's last confirmed position (if there was one) are not delivered.
-    case streaming(reconnected: Bool, slotCreated: Bool)
+    /// changes). `slotRecreated` is `true` when the slot this stream used has disappeared and was created
+    /// again: changes committed between the old slot's last confirmed position and now are lost.
+    case streaming(reconnected: Bool, slotRecreated: Bool)
     /// A transaction starts.
     case begin(TransactionBegin)
     /// A row change of the current transaction, stamped with the transaction's commit time.

@@ -33,7 +33,8 @@ final class ReplicationLoop: Sendable {
     private struct Session {
         var stream: PGConnection
         var catalog: PGConnection
-        var slotCreated: Bool
+        /// The slot had been found or created before, then disappeared and was created again.
+        var slotRecreated: Bool
     }
 
     /// What survives reconnections: decoding state, feedback timing, and the lowest position to confirm.
@@ -71,7 +72,7 @@ final class ReplicationLoop: Sendable {
                     "streaming changes",
                     metadata: ["pg.slot": "\(configuration.slot)", "pg.publication": "\(configuration.publication)", "reconnected": "\(reconnected)"]
                 )
-                deliver(.streaming(reconnected: reconnected, slotCreated: current.slotCreated))
+                deliver(.streaming(reconnected: reconnected, slotRecreated: current.slotRecreated))
                 do {
                     try pump(current, &progress)
                     // Stopping: tell the server how far the consumer got, so a restart resumes there.
@@ -102,7 +103,8 @@ final class ReplicationLoop: Sendable {
             logger.info("created publication \(configuration.publication) (empty: add tables to stream their changes)")
         }
         let slot = try ReplicationSetup.ensureSlot(configuration.slot, on: catalog)
-        if slot.created && progress.hadSlot {
+        let recreated = slot.created && progress.hadSlot
+        if recreated {
             logger.warning(
                 "replication slot \(configuration.slot) was missing and has been created again at \(slot.confirmedFlush): changes committed while it was missing are lost"
             )
@@ -123,7 +125,7 @@ final class ReplicationLoop: Sendable {
         try stream.startReplication(
             "START_REPLICATION SLOT \(configuration.slot) LOGICAL \(start) (proto_version '1', publication_names '\(configuration.publication)')"
         )
-        return Session(stream: stream, catalog: catalog, slotCreated: slot.created)
+        return Session(stream: stream, catalog: catalog, slotRecreated: recreated)
     }
 
     /// Reads, decodes and delivers until stop; throws when the connection breaks or the stream is inconsistent.
