@@ -74,7 +74,7 @@ enum ChangeSources {
                 logger: logger
             )
             logger.info("change source: logical replication", metadata: ["pg.slot": "\(configuration.slot)", "pg.publication": "\(configuration.publication)"])
-            return ReplicationSource(
+            let source = ReplicationSource(
                 databaseURL: databaseURL,
                 publication: configuration.publication,
                 stream: stream,
@@ -83,6 +83,8 @@ enum ChangeSources {
                 catalog: catalog,
                 logger: logger
             )
+            try await source.prepare()
+            return source
         }
     }
 }
@@ -90,8 +92,9 @@ enum ChangeSources {
 /// The replication change source: decodes the slot's stream and dispatches every change, in commit order,
 /// stamped with its transaction's commit time, then acknowledges the transaction so the slot moves on.
 ///
-/// It keeps the publication equal to the captured tables (`realtime.captured_tables()`), at start-up and
-/// whenever capture is turned on or off (channel `herald_catalog`). An outage loses nothing (the slot keeps the
+/// It keeps the publication equal to the captured tables (`realtime.captured_tables()`), from start-up
+/// (``ChangeSources/make(_:databaseURL:database:hub:catalog:logger:)``) on, whenever capture is turned on or
+/// off (channel `herald_catalog`). An outage loses nothing (the slot keeps the
 /// changes); a slot that had to be created again has lost changes, which every subscribed channel is told.
 struct ReplicationSource: Service, CustomStringConvertible {
     /// ServiceLifecycle logs services by description: never the database URL, which may hold a password.
@@ -109,7 +112,6 @@ struct ReplicationSource: Service, CustomStringConvertible {
     let logger: Logger
 
     func run() async throws {
-        await synchronizePublication()
         let (catalogChanges, catalogChanged) = AsyncStream.makeStream(of: Void.self, bufferingPolicy: .bufferingNewest(1))
         let catalogListener = NotificationListener(
             databaseURL: databaseURL,
@@ -143,6 +145,13 @@ struct ReplicationSource: Service, CustomStringConvertible {
                 }
             }
         }
+    }
+
+    /// Publishes the captured tables and creates the slot if needed. Done before Herald serves, so that every
+    /// change committed from then on is delivered.
+    func prepare() async throws {
+        await synchronizePublication()
+        try await database.withConnection { [stream] in try stream.prepare(on: $0) }
     }
 
     /// Called on the stream's thread, one event at a time.

@@ -49,6 +49,7 @@ struct ReplicationSourceTests {
             catalog: TableCatalog(load: { try await TableCatalog.load(from: database) }),
             logger: logger
         )
+        try await source.prepare()
         let running = Task { try await source.run() }
         do {
             try await waitForSlot(slot, database)

@@ -99,20 +99,17 @@ final class ReplicationLoop: Sendable {
 
     private func connect(_ progress: inout Progress) throws -> Session {
         let catalog = try PGConnection(url: databaseURL, applicationName: configuration.applicationName, isCancelled: { signal.isStopped })
-        if try ReplicationSetup.ensurePublication(configuration.publication, on: catalog) {
-            logger.info("created publication \(configuration.publication) (empty: add tables to stream their changes)")
-        }
-        let slot = try ReplicationSetup.ensureSlot(configuration.slot, on: catalog)
-        let recreated = slot.created && progress.hadSlot
+        let prepared = try catalog.prepareReplication(slot: configuration.slot, publication: configuration.publication)
+        let recreated = prepared.slotCreated && progress.hadSlot
         if recreated {
             logger.warning(
-                "replication slot \(configuration.slot) was missing and has been created again at \(slot.confirmedFlush): changes committed while it was missing are lost"
+                "replication slot \(configuration.slot) was missing and has been created again at \(prepared.confirmedFlush): changes committed while it was missing are lost"
             )
-        } else if slot.created {
-            logger.info("created replication slot \(configuration.slot) at \(slot.confirmedFlush)")
+        } else {
+            ReplicationStream.log(prepared, configuration: configuration, logger: logger)
         }
         progress.hadSlot = true
-        progress.floor = slot.confirmedFlush
+        progress.floor = prepared.confirmedFlush
         let stream = try PGConnection.replicationConnection(
             url: databaseURL,
             applicationName: configuration.applicationName,

@@ -1,5 +1,33 @@
 import HeraldCore
 
+/// What ``PGConnection/prepareReplication(slot:publication:)`` found or did.
+public struct ReplicationPreparation: Sendable, Equatable {
+    /// The publication did not exist and was created (empty).
+    public var publicationCreated: Bool
+    /// The slot did not exist and was created: changes are captured from this moment on.
+    public var slotCreated: Bool
+    /// The slot's `confirmed_flush_lsn`: where streaming resumes.
+    public var confirmedFlush: LSN
+
+    public init(publicationCreated: Bool, slotCreated: Bool, confirmedFlush: LSN) {
+        self.publicationCreated = publicationCreated
+        self.slotCreated = slotCreated
+        self.confirmedFlush = confirmedFlush
+    }
+}
+
+extension PGConnection {
+    /// Creates the publication (empty) and the permanent logical slot (plugin `pgoutput`) when they are missing.
+    /// Creating a slot waits for the transactions running in the cluster to end.
+    /// - Throws: ``PostgresError``, also when a slot of that name exists but is not a `pgoutput` slot of this
+    ///   database.
+    public func prepareReplication(slot: String, publication: String) throws(PostgresError) -> ReplicationPreparation {
+        let publicationCreated = try ReplicationSetup.ensurePublication(publication, on: self)
+        let slot = try ReplicationSetup.ensureSlot(slot, on: self)
+        return ReplicationPreparation(publicationCreated: publicationCreated, slotCreated: slot.created, confirmedFlush: slot.confirmedFlush)
+    }
+}
+
 /// The catalog work around a replication stream, on an ordinary connection: the publication, the slot, and
 /// the `pg_type` rows that say how columns convert to JSON.
 enum ReplicationSetup {

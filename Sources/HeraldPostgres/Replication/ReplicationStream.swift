@@ -116,4 +116,19 @@ public final class ReplicationStream: Sendable {
     public func stop() {
         signal.stop()
     }
+
+    /// Creates the publication and the slot when missing (logging one line for each), so that changes committed
+    /// from now on are captured even before ``run(onEvent:)`` connects. `run` does the same on every connection.
+    public func prepare(on connection: PGConnection) throws(PostgresError) {
+        Self.log(try connection.prepareReplication(slot: configuration.slot, publication: configuration.publication), configuration: configuration, logger: logger)
+    }
+
+    static func log(_ prepared: ReplicationPreparation, configuration: Configuration, logger: Logger) {
+        if prepared.publicationCreated {
+            logger.info("created publication \(configuration.publication) (empty: add tables to stream their changes)")
+        }
+        if prepared.slotCreated {
+            logger.info("created replication slot \(configuration.slot) at \(prepared.confirmedFlush)")
+        }
+    }
 }
