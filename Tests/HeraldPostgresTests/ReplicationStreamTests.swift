@@ -154,6 +154,21 @@ struct ReplicationStreamTests {
         }
     }
 
+    @Test func answersKeepalivesSoTheServerNeverTimesTheStreamOut() async throws {
+        // A 1 s wal_sender_timeout: the server asks for a reply every 0.5 s, far more often than Herald's own
+        // 10 s status updates, and drops the stream when none comes.
+        let url = try await TestPostgres.shared.makeMigratedDatabase() + "?options=-c%20wal_sender_timeout%3D1s"
+        let connection = try PGConnection(url: url)
+        _ = try connection.execute("CREATE TABLE ticks (id int PRIMARY KEY)")
+        _ = try connection.execute("CREATE PUBLICATION herald FOR TABLE ticks")
+        try await withReplication(url: url) { events, _ in
+            try await Task.sleep(for: .seconds(4))
+            #expect(events.pending.isEmpty)
+            _ = try connection.execute("INSERT INTO ticks VALUES (1)")
+            #expect(try await events.nextChanges().first?.record == ["id": 1])
+        }
+    }
+
     @Test func recreatesADroppedSlot() async throws {
         let url = try await TestPostgres.shared.makeMigratedDatabase()
         let connection = try PGConnection(url: url)

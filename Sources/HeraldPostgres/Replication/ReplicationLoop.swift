@@ -151,9 +151,10 @@ final class ReplicationLoop: Sendable {
             if case .relation(let relation) = message {
                 try ReplicationSetup.learnTypes(for: relation, into: &progress.assembler, on: session.catalog)
             }
-            if let event = try progress.assembler.consume(message) {
-                deliver(event)
-            }
+            guard let event = try progress.assembler.consume(message) else { return }
+            deliver(event)
+            // Under a steady stream the socket never runs dry: report progress between transactions too.
+            if case .commit = event { sendStatus(session, &progress, replyRequested: false) }
         }
     }
 
