@@ -18,8 +18,8 @@ struct PublicationSyncTests {
     }
 
     @Test func publishesExactlyTheTablesWithAReplicaIdentity() async throws {
-        let connection = try PGConnection(url: try await TestPostgres.shared.makeDatabase())
-        try connection.executeScript(
+        let connection = TestSQL(url: try await TestPostgres.shared.makeDatabase())
+        try await connection.executeScript(
             """
             CREATE SCHEMA "odd schema";
             CREATE TABLE "odd schema"."Keyed" (id int PRIMARY KEY);
@@ -33,22 +33,22 @@ struct PublicationSyncTests {
         let keyless = TableName(schema: "public", table: "keyless")
         let everything = TableName(schema: "public", table: "everything")
         let droppedLater = TableName(schema: "public", table: "dropped_later")
-        let first = try connection.synchronizePublication("herald", tables: [keyed, keyless, everything, droppedLater])
+        let first = try await connection.synchronizePublication("herald", tables: [keyed, keyless, everything, droppedLater])
         #expect(first == PublicationPlan(add: [keyed, everything, droppedLater], drop: [], withoutIdentity: [keyless]))
         // The keyless table stays writable: it is not published.
-        _ = try connection.execute("INSERT INTO keyless VALUES ('x')")
-        _ = try connection.execute("UPDATE keyless SET line = 'y'")
-        let second = try connection.synchronizePublication("herald", tables: [keyed, everything])
+        _ = try await connection.execute("INSERT INTO keyless VALUES ('x')")
+        _ = try await connection.execute("UPDATE keyless SET line = 'y'")
+        let second = try await connection.synchronizePublication("herald", tables: [keyed, everything])
         #expect(second == PublicationPlan(add: [], drop: [droppedLater], withoutIdentity: []))
-        let published = try connection.execute("SELECT schemaname || '.' || tablename FROM pg_publication_tables WHERE pubname = 'herald' ORDER BY 1")
+        let published = try await connection.execute("SELECT schemaname || '.' || tablename FROM pg_publication_tables WHERE pubname = 'herald' ORDER BY 1")
         #expect(published.map { $0[0] } == ["odd schema.Keyed", "public.everything"])
     }
 
     @Test func leavesAPublicationForAllTablesAlone() async throws {
-        let connection = try PGConnection(url: try await TestPostgres.shared.makeDatabase())
-        try connection.executeScript("CREATE TABLE t (id int PRIMARY KEY); CREATE PUBLICATION herald FOR ALL TABLES;")
+        let connection = TestSQL(url: try await TestPostgres.shared.makeDatabase())
+        try await connection.executeScript("CREATE TABLE t (id int PRIMARY KEY); CREATE PUBLICATION herald FOR ALL TABLES;")
         #expect(
-            try connection.synchronizePublication("herald", tables: [TableName(schema: "public", table: "t")])
+            try await connection.synchronizePublication("herald", tables: [TableName(schema: "public", table: "t")])
                 == PublicationPlan(add: [], drop: [], withoutIdentity: [])
         )
     }

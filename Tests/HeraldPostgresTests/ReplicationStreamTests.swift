@@ -11,10 +11,10 @@ struct ReplicationStreamTests {
 
     @Test func streamsInsertUpdateDeleteOfMessages() async throws {
         let url = try await TestPostgres.shared.makeMigratedDatabase()
-        let connection = try PGConnection(url: url)
-        _ = try connection.execute("CREATE PUBLICATION herald FOR TABLE messages")
+        let connection = TestSQL(url: url)
+        _ = try await connection.execute("CREATE PUBLICATION herald FOR TABLE messages")
         try await withReplication(url: url) { events, _ in
-            let id = try connection.execute(
+            let id = try await connection.execute(
                 "INSERT INTO messages (room_id, sender_id, content) VALUES ($1, $1, 'hello') RETURNING id::text",
                 params: [Self.room]
             )[0]["id"]
@@ -27,12 +27,12 @@ struct ReplicationStreamTests {
             #expect(inserted[0].record?["edited_at"] == .null)
             #expect(inserted[0].record?["created_at"]?.stringValue?.hasSuffix("+00:00") == true)
 
-            _ = try connection.execute("UPDATE messages SET content = 'edited' WHERE id = $1", params: [id])
+            _ = try await connection.execute("UPDATE messages SET content = 'edited' WHERE id = $1", params: [id])
             let updated = try await events.nextChanges()
             #expect(updated.first?.record?["content"] == "edited")
             #expect(updated.first?.oldRecord == ["id": .string(id ?? "")])
 
-            _ = try connection.execute("DELETE FROM messages WHERE id = $1", params: [id])
+            _ = try await connection.execute("DELETE FROM messages WHERE id = $1", params: [id])
             let deleted = try await events.nextChanges()
             #expect(deleted.first?.type == .delete)
             #expect(deleted.first?.record == nil)
@@ -42,12 +42,12 @@ struct ReplicationStreamTests {
 
     @Test func commitTimestampIsTheTransactionsCommitTime() async throws {
         let url = try await TestPostgres.shared.makeMigratedDatabase()
-        let connection = try PGConnection(url: url)
-        _ = try connection.execute("CREATE TABLE ticks (id int PRIMARY KEY)")
-        _ = try connection.execute("CREATE PUBLICATION herald FOR TABLE ticks")
+        let connection = TestSQL(url: url)
+        _ = try await connection.execute("CREATE TABLE ticks (id int PRIMARY KEY)")
+        _ = try await connection.execute("CREATE PUBLICATION herald FOR TABLE ticks")
         try await withReplication(url: url) { events, _ in
             let before = Int64(Date().timeIntervalSince1970 * 1_000_000)
-            try connection.executeScript("BEGIN; INSERT INTO ticks VALUES (1); SELECT pg_sleep(0.2); INSERT INTO ticks VALUES (2); COMMIT;")
+            try await connection.executeScript("BEGIN; INSERT INTO ticks VALUES (1); SELECT pg_sleep(0.2); INSERT INTO ticks VALUES (2); COMMIT;")
             let after = Int64(Date().timeIntervalSince1970 * 1_000_000)
             let (changes, commit) = try await events.nextTransaction()
             #expect(changes.map(\.commitTimestamp) == [commit.commitTimestamp, commit.commitTimestamp])
@@ -58,8 +58,8 @@ struct ReplicationStreamTests {
 
     @Test func replicaIdentityAndUnchangedToast() async throws {
         let url = try await TestPostgres.shared.makeMigratedDatabase()
-        let connection = try PGConnection(url: url)
-        try connection.executeScript(
+        let connection = TestSQL(url: url)
+        try await connection.executeScript(
             """
             CREATE TABLE notes (id int PRIMARY KEY, body text, tag text);
             ALTER TABLE notes ALTER COLUMN body SET STORAGE EXTERNAL;
@@ -68,35 +68,35 @@ struct ReplicationStreamTests {
         )
         let body = JSONValue.string(String(repeating: "b", count: 4000))
         try await withReplication(url: url) { events, _ in
-            _ = try connection.execute("INSERT INTO notes VALUES (1, repeat('b', 4000), 'a')")
+            _ = try await connection.execute("INSERT INTO notes VALUES (1, repeat('b', 4000), 'a')")
             #expect(try await events.nextChanges().first?.record == ["id": 1, "body": body, "tag": "a"])
 
             // Default identity: no old row is sent, so the unchanged TOASTed body cannot be known: left out.
-            _ = try connection.execute("UPDATE notes SET tag = 'b'")
+            _ = try await connection.execute("UPDATE notes SET tag = 'b'")
             let defaultIdentity = try await events.nextChanges().first
             #expect(defaultIdentity?.record == ["id": 1, "tag": "b"])
             #expect(defaultIdentity?.oldRecord == ["id": 1])
 
             // FULL identity: the old row carries the body, which fills the new record.
-            _ = try connection.execute("ALTER TABLE notes REPLICA IDENTITY FULL")
-            _ = try connection.execute("UPDATE notes SET tag = 'c'")
+            _ = try await connection.execute("ALTER TABLE notes REPLICA IDENTITY FULL")
+            _ = try await connection.execute("UPDATE notes SET tag = 'c'")
             let full = try await events.nextChanges().first
             #expect(full?.record == ["id": 1, "body": body, "tag": "c"])
             #expect(full?.oldRecord == ["id": 1, "body": body, "tag": "b"])
 
-            _ = try connection.execute("DELETE FROM notes")
+            _ = try await connection.execute("DELETE FROM notes")
             #expect(try await events.nextChanges().first?.oldRecord == ["id": 1, "body": body, "tag": "c"])
         }
     }
 
     @Test func aOneMebibyteRowArrivesWhole() async throws {
         let url = try await TestPostgres.shared.makeMigratedDatabase()
-        let connection = try PGConnection(url: url)
-        _ = try connection.execute("CREATE PUBLICATION herald FOR TABLE messages")
+        let connection = TestSQL(url: url)
+        _ = try await connection.execute("CREATE PUBLICATION herald FOR TABLE messages")
         let big = String(repeating: "x", count: 1 << 20)
         try await withReplication(url: url) { events, _ in
             for content in ["before", big, "after"] {
-                _ = try connection.execute("INSERT INTO messages (room_id, sender_id, content) VALUES ($1, $1, $2)", params: [Self.room, content])
+                _ = try await connection.execute("INSERT INTO messages (room_id, sender_id, content) VALUES ($1, $1, $2)", params: [Self.room, content])
             }
             for expected in ["before", big, "after"] {
                 #expect(try await events.nextChanges().first?.record?["content"]?.stringValue == expected)
@@ -106,13 +106,13 @@ struct ReplicationStreamTests {
 
     @Test func aHundredThousandRowTransactionStreamsThrough() async throws {
         let url = try await TestPostgres.shared.makeMigratedDatabase()
-        let connection = try PGConnection(url: url)
-        _ = try connection.execute("CREATE TABLE bulk (id int PRIMARY KEY, filler text)")
-        _ = try connection.execute("CREATE PUBLICATION herald FOR TABLE bulk")
+        let connection = TestSQL(url: url)
+        _ = try await connection.execute("CREATE TABLE bulk (id int PRIMARY KEY, filler text)")
+        _ = try await connection.execute("CREATE PUBLICATION herald FOR TABLE bulk")
         let recorder = ReplicationRecorder(keepChanges: false)
         try await withReplication(url: url, recorder: recorder) { events, _ in
             let residentBefore = Self.residentBytes()
-            _ = try connection.execute("INSERT INTO bulk SELECT g, repeat('f', 1000) FROM generate_series(1, 100000) g")
+            _ = try await connection.execute("INSERT INTO bulk SELECT g, repeat('f', 1000) FROM generate_series(1, 100000) g")
             guard case .begin = try await events.next(timeout: .seconds(60)) else {
                 Issue.record("expected the transaction to begin")
                 return
@@ -130,14 +130,14 @@ struct ReplicationStreamTests {
 
     @Test func recoversFromTerminationOfTheWalSender() async throws {
         let url = try await TestPostgres.shared.makeMigratedDatabase()
-        let connection = try PGConnection(url: url)
-        _ = try connection.execute("CREATE TABLE ticks (id int PRIMARY KEY)")
-        _ = try connection.execute("CREATE PUBLICATION herald FOR TABLE ticks")
+        let connection = TestSQL(url: url)
+        _ = try await connection.execute("CREATE TABLE ticks (id int PRIMARY KEY)")
+        _ = try await connection.execute("CREATE PUBLICATION herald FOR TABLE ticks")
         let slot = uniqueSlotName()
         try await withReplication(url: url, slot: slot) { events, _ in
-            _ = try connection.execute("INSERT INTO ticks VALUES (1)")
+            _ = try await connection.execute("INSERT INTO ticks VALUES (1)")
             #expect(try await events.nextChanges().first?.record == ["id": 1])
-            let killed = try connection.execute(
+            let killed = try await connection.execute(
                 "SELECT pg_terminate_backend(active_pid) AS killed FROM pg_replication_slots WHERE slot_name = $1",
                 params: [slot]
             )
@@ -148,7 +148,7 @@ struct ReplicationStreamTests {
             }
             #expect(reason.contains("terminating connection"))
             #expect(try await events.next() == .streaming(reconnected: true, slotRecreated: false))
-            _ = try connection.execute("INSERT INTO ticks VALUES (2)")
+            _ = try await connection.execute("INSERT INTO ticks VALUES (2)")
             // Row 1 is not delivered again.
             #expect(try await events.nextChanges().first?.record == ["id": 2])
         }
@@ -158,27 +158,27 @@ struct ReplicationStreamTests {
         // A 1 s wal_sender_timeout: the server asks for a reply every 0.5 s, far more often than Herald's own
         // 10 s status updates, and drops the stream when none comes.
         let url = try await TestPostgres.shared.makeMigratedDatabase() + "?options=-c%20wal_sender_timeout%3D1s"
-        let connection = try PGConnection(url: url)
-        _ = try connection.execute("CREATE TABLE ticks (id int PRIMARY KEY)")
-        _ = try connection.execute("CREATE PUBLICATION herald FOR TABLE ticks")
+        let connection = TestSQL(url: url)
+        _ = try await connection.execute("CREATE TABLE ticks (id int PRIMARY KEY)")
+        _ = try await connection.execute("CREATE PUBLICATION herald FOR TABLE ticks")
         try await withReplication(url: url) { events, _ in
             try await Task.sleep(for: .seconds(4))
             #expect(events.pending.isEmpty)
-            _ = try connection.execute("INSERT INTO ticks VALUES (1)")
+            _ = try await connection.execute("INSERT INTO ticks VALUES (1)")
             #expect(try await events.nextChanges().first?.record == ["id": 1])
         }
     }
 
     @Test func recreatesADroppedSlot() async throws {
         let url = try await TestPostgres.shared.makeMigratedDatabase()
-        let connection = try PGConnection(url: url)
-        _ = try connection.execute("CREATE TABLE ticks (id int PRIMARY KEY)")
-        _ = try connection.execute("CREATE PUBLICATION herald FOR TABLE ticks")
+        let connection = TestSQL(url: url)
+        _ = try await connection.execute("CREATE TABLE ticks (id int PRIMARY KEY)")
+        _ = try await connection.execute("CREATE PUBLICATION herald FOR TABLE ticks")
         let slot = uniqueSlotName()
         // A long first backoff leaves time to drop the slot before the stream comes back.
         let backoff = ListenerStateMachine.Backoff(initial: .seconds(2), maximum: .seconds(2))
         try await withReplication(url: url, slot: slot, backoff: backoff) { events, _ in
-            _ = try connection.execute(
+            _ = try await connection.execute(
                 "SELECT pg_terminate_backend(active_pid) FROM pg_replication_slots WHERE slot_name = $1",
                 params: [slot]
             )
@@ -188,44 +188,44 @@ struct ReplicationStreamTests {
             }
             try await dropSlot(slot, url: url)
             #expect(try await events.next() == .streaming(reconnected: true, slotRecreated: true))
-            _ = try connection.execute("INSERT INTO ticks VALUES (3)")
+            _ = try await connection.execute("INSERT INTO ticks VALUES (3)")
             #expect(try await events.nextChanges().first?.record == ["id": 3])
         }
     }
 
     @Test func createsAMissingPublicationEmpty() async throws {
         let url = try await TestPostgres.shared.makeMigratedDatabase()
-        let connection = try PGConnection(url: url)
+        let connection = TestSQL(url: url)
         try await withReplication(url: url, publication: "herald_test") { _, _ in
-            let tables = try connection.execute(
+            let tables = try await connection.execute(
                 "SELECT count(*) AS n FROM pg_publication p LEFT JOIN pg_publication_rel r ON r.prpubid = p.oid WHERE p.pubname = 'herald_test' AND r.prrelid IS NOT NULL"
             )
             #expect(tables[0]["n"] == "0")
-            #expect(try connection.execute("SELECT 1 FROM pg_publication WHERE pubname = 'herald_test'").count == 1)
+            #expect(try await connection.execute("SELECT 1 FROM pg_publication WHERE pubname = 'herald_test'").count == 1)
         }
     }
 
     @Test func theSlotAdvancesOnlyPastAcknowledgedTransactions() async throws {
         let url = try await TestPostgres.shared.makeMigratedDatabase()
-        let connection = try PGConnection(url: url)
-        _ = try connection.execute("CREATE TABLE ticks (id int PRIMARY KEY)")
-        _ = try connection.execute("CREATE PUBLICATION herald FOR TABLE ticks")
+        let connection = TestSQL(url: url)
+        _ = try await connection.execute("CREATE TABLE ticks (id int PRIMARY KEY)")
+        _ = try await connection.execute("CREATE PUBLICATION herald FOR TABLE ticks")
         let slot = uniqueSlotName()
         try await withReplication(url: url, slot: slot, acknowledge: false) { events, stream in
-            func confirmed() throws -> LSN {
-                let rows = try connection.execute("SELECT confirmed_flush_lsn::text AS lsn FROM pg_replication_slots WHERE slot_name = $1", params: [slot])
+            func confirmed() async throws -> LSN {
+                let rows = try await connection.execute("SELECT confirmed_flush_lsn::text AS lsn FROM pg_replication_slots WHERE slot_name = $1", params: [slot])
                 return rows.first?["lsn"].flatMap(LSN.init) ?? .zero
             }
-            _ = try connection.execute("INSERT INTO ticks VALUES (1)")
+            _ = try await connection.execute("INSERT INTO ticks VALUES (1)")
             let (_, commit) = try await events.nextTransaction()
             try await Task.sleep(for: .milliseconds(500))
-            #expect(try confirmed() < commit.endLSN)
+            #expect(try await confirmed() < commit.endLSN)
             stream.acknowledge(commit.endLSN)
             let deadline = ContinuousClock.now + .seconds(10)
-            while try confirmed() < commit.endLSN, ContinuousClock.now < deadline {
+            while try await confirmed() < commit.endLSN, ContinuousClock.now < deadline {
                 try await Task.sleep(for: .milliseconds(50))
             }
-            #expect(try confirmed() >= commit.endLSN)
+            #expect(try await confirmed() >= commit.endLSN)
         }
     }
 

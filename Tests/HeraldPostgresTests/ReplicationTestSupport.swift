@@ -111,15 +111,42 @@ func withReplication<T>(
 
 /// Drops a slot once its walsender has gone (which takes a moment after the stream stops).
 func dropSlot(_ slot: String, url: String) async throws {
-    let connection = try PGConnection(url: url)
+    let connection = TestSQL(url: url)
     for _ in 0..<100 {
-        let rows = try connection.execute(
+        let rows = try await connection.execute(
             "SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots WHERE slot_name = $1 AND NOT active",
             params: [slot]
         )
-        let remaining = try connection.execute("SELECT 1 FROM pg_replication_slots WHERE slot_name = $1", params: [slot])
+        let remaining = try await connection.execute("SELECT 1 FROM pg_replication_slots WHERE slot_name = $1", params: [slot])
         if rows.count == 1 || remaining.isEmpty { return }
         try await Task.sleep(for: .milliseconds(50))
     }
     Issue.record("replication slot \(slot) stayed active")
+}
+
+/// Statements from a test, run on a connection thread of their own rather than on the cooperative pool: some
+/// take seconds (a 100,000-row insert), which would starve the other tests running in parallel.
+final class TestSQL: Sendable {
+    private let client: PostgresClient
+
+    init(url: String) {
+        client = PostgresClient(databaseURL: url, applicationName: "herald-tests")
+    }
+
+    deinit {
+        client.close()
+    }
+
+    @discardableResult
+    func execute(_ sql: String, params: [String?] = []) async throws -> PGRows {
+        try await client.query(sql, params)
+    }
+
+    func executeScript(_ sql: String) async throws {
+        try await client.withConnection { try $0.executeScript(sql) }
+    }
+
+    func synchronizePublication(_ name: String, tables: [TableName]) async throws -> PublicationPlan {
+        try await client.withConnection { try $0.synchronizePublication(name, tables: tables) }
+    }
 }

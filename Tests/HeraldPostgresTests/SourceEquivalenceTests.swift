@@ -60,17 +60,17 @@ struct SourceEquivalenceTests {
 
     @Test func bothSourcesProduceTheSameChanges() async throws {
         let url = try await TestPostgres.shared.makeMigratedDatabase()
-        let writer = try PGConnection(url: url)
-        try writer.executeScript(Self.schema)
+        let writer = TestSQL(url: url)
+        try await writer.executeScript(Self.schema)
         // row_to_json prints timestamptz in the writer's time zone; the replication source prints UTC.
-        _ = try writer.execute("SET TimeZone = 'UTC'")
+        _ = try await writer.execute("SET TimeZone = 'UTC'")
         let expectedCount = 19
         var fromTriggers: [Change] = []
         var fromReplication: [Change] = []
         try await withReplication(url: url) { replication, _ in
             try await withListener(url: url, channels: ["herald_changes"]) { notifications in
                 for transaction in Self.transactions {
-                    try writer.executeScript("BEGIN; \(transaction); COMMIT;")
+                    try await writer.executeScript("BEGIN; \(transaction); COMMIT;")
                 }
                 for _ in 0..<expectedCount {
                     let payload = try TriggerPayload(json: Array(try await notifications.nextPayload().utf8))
