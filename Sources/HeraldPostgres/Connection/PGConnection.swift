@@ -24,11 +24,22 @@ public final class PGConnection {
     ///   - timeout: how long the whole attempt may take.
     ///   - isCancelled: polled while waiting; returning `true` abandons the attempt.
     /// - Throws: ``PostgresError`` with code `.invalidURL` or `.connectionFailed` and libpq's message on one line.
-    public init(
+    public convenience init(
         url: String,
         applicationName: String = "herald",
         timeout: Duration = .seconds(10),
         isCancelled: () -> Bool = { false }
+    ) throws(PostgresError) {
+        try self.init(url: url, applicationName: applicationName, timeout: timeout, forcedParameters: [], isCancelled: isCancelled)
+    }
+
+    /// The designated initializer; `forcedParameters` win over the URL (e.g. `replication=database`).
+    init(
+        url: String,
+        applicationName: String,
+        timeout: Duration,
+        forcedParameters: [(String, String)],
+        isCancelled: () -> Bool
     ) throws(PostgresError) {
         try Self.validate(url: url)
         // Keywords before `dbname` are defaults the URL may override; keywords after it are forced.
@@ -39,7 +50,7 @@ public final class PGConnection {
             ("keepalives_count", "3"),
             ("dbname", url),
             ("client_encoding", "UTF8"),
-        ]
+        ] + forcedParameters
         guard let handle = Self.startConnecting(parameters) else {
             throw PostgresError(code: .connectionFailed, message: "libpq could not allocate a connection")
         }
@@ -112,7 +123,8 @@ public final class PGConnection {
         }
     }
 
-    private func serverError(_ result: OpaquePointer) -> PostgresError {
+    /// The error a failed result carries (or the connection's, when the result has no SQLSTATE).
+    func serverError(_ result: OpaquePointer) -> PostgresError {
         func field(_ code: Character) -> String? {
             guard let ascii = code.asciiValue, let value = PQresultErrorField(result, Int32(ascii)) else { return nil }
             return String(cString: value)

@@ -1,0 +1,195 @@
+import HeraldCore
+import HeraldPostgres
+import Logging
+import ServiceLifecycle
+
+/// Which change source feeds postgres_changes.
+public struct ChangeSourceConfiguration: Sendable, Hashable {
+    /// The two sources.
+    public enum Kind: String, Sendable, Hashable, CaseIterable {
+        /// Triggers + LISTEN/NOTIFY (`realtime.capture_changes()`).
+        case trigger
+        /// Logical replication (`pgoutput`) from a permanent slot.
+        case replication
+    }
+
+    /// `nil`: replication when the server runs with `wal_level = logical` and Herald's role may replicate,
+    /// the trigger source otherwise.
+    public var kind: Kind?
+    /// The replication slot (one per deployment sharing a database).
+    public var slot: String
+    /// The publication Herald keeps equal to the captured tables.
+    public var publication: String
+
+    /// Creates a configuration (defaults: automatic choice, slot and publication `herald`).
+    public init(kind: Kind? = nil, slot: String = "herald", publication: String = "herald") {
+        self.kind = kind
+        self.slot = slot
+        self.publication = publication
+    }
+}
+
+/// Where changes go: the hub, or a recorder in tests.
+protocol ChangeSink: Sendable {
+    func dispatch(_ change: Change)
+    func reportGap(_ message: String)
+}
+
+extension Hub: ChangeSink {}
+
+enum ChangeSources {
+    /// The service that feeds `sink`, as `configuration` asks (or as the server allows, when automatic); logs
+    /// which one runs.
+    /// - Throws: ``HeraldServer/StartupError`` when replication is asked for but the server cannot provide it.
+    static func make(
+        _ configuration: ChangeSourceConfiguration,
+        databaseURL: String,
+        database: PostgresClient,
+        hub: Hub,
+        catalog: TableCatalog,
+        logger: Logger
+    ) async throws -> any Service {
+        let rows = try await database.query(
+            "SELECT current_setting('wal_level') AS wal_level, rolreplication OR rolsuper AS can_replicate FROM pg_catalog.pg_roles WHERE rolname = current_user"
+        )
+        let walLevel = rows.first?["wal_level"] ?? "unknown"
+        let canReplicate = rows.first?["can_replicate"] == "t"
+        let replicationUnavailable: String? =
+            walLevel != "logical"
+            ? "the server runs with wal_level=\(walLevel) (logical is needed)"
+            : canReplicate ? nil : "Herald's database role lacks the REPLICATION attribute"
+        switch (configuration.kind, replicationUnavailable) {
+        case (.replication, let reason?):
+            throw HeraldServer.StartupError("cannot use the replication change source: \(reason)")
+        case (.trigger, _), (nil, _?):
+            logger.info(
+                "change source: trigger (LISTEN/NOTIFY)",
+                metadata: configuration.kind == nil ? ["reason": "\(replicationUnavailable ?? "")"] : [:]
+            )
+            return ChangeFeed(databaseURL: databaseURL, hub: hub, catalog: catalog, logger: logger)
+        case (.replication, nil), (nil, nil):
+            let stream = try ReplicationStream(
+                databaseURL: databaseURL,
+                configuration: .init(slot: configuration.slot, publication: configuration.publication),
+                logger: logger
+            )
+            logger.info("change source: logical replication", metadata: ["pg.slot": "\(configuration.slot)", "pg.publication": "\(configuration.publication)"])
+            let source = ReplicationSource(
+                databaseURL: databaseURL,
+                publication: configuration.publication,
+                stream: stream,
+                database: database,
+                sink: hub,
+                catalog: catalog,
+                logger: logger
+            )
+            try await source.prepare()
+            return source
+        }
+    }
+}
+
+/// The replication change source: decodes the slot's stream and dispatches every change, in commit order,
+/// stamped with its transaction's commit time, then acknowledges the transaction so the slot moves on.
+///
+/// It keeps the publication equal to the captured tables (`realtime.captured_tables()`), from start-up
+/// (``ChangeSources/make(_:databaseURL:database:hub:catalog:logger:)``) on, whenever capture is turned on or
+/// off (channel `herald_catalog`). An outage loses nothing (the slot keeps the
+/// changes); a slot that had to be created again has lost changes, which every subscribed channel is told.
+struct ReplicationSource: Service, CustomStringConvertible {
+    /// ServiceLifecycle logs services by description: never the database URL, which may hold a password.
+    var description: String { "ReplicationSource" }
+
+    static let lostSlotMessage =
+        "Changes may have been missed: the database's replication slot was lost and has been created again. Refetch to catch up."
+
+    let databaseURL: String
+    let publication: String
+    let stream: ReplicationStream
+    let database: PostgresClient
+    let sink: any ChangeSink
+    let catalog: TableCatalog
+    let logger: Logger
+
+    func run() async throws {
+        let (catalogChanges, catalogChanged) = AsyncStream.makeStream(of: Void.self, bufferingPolicy: .bufferingNewest(1))
+        let catalogListener = NotificationListener(
+            databaseURL: databaseURL,
+            configuration: .init(channels: [ChangeFeed.catalogChannel], applicationName: "herald-catalog"),
+            logger: logger
+        ) { [catalog] event in
+            switch event {
+            case .notification(_, let table):
+                logger.info("change capture changed", metadata: ["table": "\(table)"])
+                catalog.invalidate()
+                catalogChanged.yield()
+            case .listening(reconnected: true):
+                // Capture may have changed while nobody listened.
+                catalog.invalidate()
+                catalogChanged.yield()
+            case .listening, .connectionLost:
+                break
+            }
+        }
+        await cancelWhenGracefulShutdown {
+            await withDiscardingTaskGroup { group in
+                group.addTask { await catalogListener.run() }
+                group.addTask {
+                    for await _ in catalogChanges { await synchronizePublication() }
+                }
+                group.addTask {
+                    await stream.run { event in handle(event) }
+                    // The stream only ends on shutdown: end the others too.
+                    catalogListener.stop()
+                    catalogChanged.finish()
+                }
+            }
+        }
+    }
+
+    /// Publishes the captured tables and creates the slot if needed. Done before Herald serves, so that every
+    /// change committed from then on is delivered.
+    func prepare() async throws {
+        await synchronizePublication()
+        try await database.withConnection { [stream] in try stream.prepare(on: $0) }
+    }
+
+    /// Called on the stream's thread, one event at a time.
+    func handle(_ event: ReplicationEvent) {
+        switch event {
+        case .change(let change):
+            sink.dispatch(change)
+        case .commit(let commit):
+            // Dispatching only queues frames on the sockets: the transaction is handled.
+            stream.acknowledge(commit.endLSN)
+        case .streaming(let reconnected, let slotRecreated):
+            if reconnected { catalog.invalidate() }
+            if slotRecreated { sink.reportGap(Self.lostSlotMessage) }
+        case .connectionLost(let reason):
+            logger.warning("replication connection lost, reconnecting", metadata: ["reason": "\(reason)"])
+        case .truncate(let tables):
+            // Like upstream (and the trigger source), TRUNCATE produces no postgres_changes event.
+            logger.debug("tables truncated", metadata: ["tables": "\(tables)"])
+        case .begin:
+            break
+        }
+    }
+
+    /// Makes the publication list the captured tables; failures are logged (the next catalog change retries).
+    func synchronizePublication() async {
+        do {
+            let tables = try await TableCatalog.load(from: database).map { TableName(schema: $0.schema, table: $0.name) }
+            let plan = try await database.withConnection { [publication] in try $0.synchronizePublication(publication, tables: tables) }
+            for table in plan.withoutIdentity {
+                logger.warning(
+                    "\(table) has no replica identity, so its changes are not streamed: add a primary key or run ALTER TABLE \(table) REPLICA IDENTITY FULL"
+                )
+            }
+            if !plan.add.isEmpty || !plan.drop.isEmpty {
+                logger.info("publication \(publication) updated", metadata: ["added": "\(plan.add)", "removed": "\(plan.drop)"])
+            }
+        } catch {
+            logger.error("could not update publication \(publication)", metadata: ["error": "\(error)"])
+        }
+    }
+}
