@@ -21,6 +21,9 @@ struct ChangeFeed: Service, CustomStringConvertible {
     let catalog: TableCatalog
     /// Database broadcasts with a bigger payload are dropped, like those sent by clients.
     let maxBroadcastBytes: Int
+    /// False when the replication source delivers row changes: the feed then only carries database broadcasts
+    /// (the capture triggers still notify; their row changes are ignored here rather than sent twice).
+    let deliversRowChanges: Bool
     let logger: Logger
     /// Settled once the first LISTEN is in place (or failed), so Herald says it is ready only when no change
     /// committed from then on can be missed.
@@ -51,6 +54,7 @@ struct ChangeFeed: Service, CustomStringConvertible {
                 do {
                     switch try ChangeNotification(json: Array(payload.utf8)) {
                     case .change(let decoded):
+                        guard deliversRowChanges else { return }
                         let commitTime = stamper.timestamp(transaction: decoded.transactionID, now: WallClock.microseconds())
                         hub.dispatch(decoded.change(commitTimestamp: commitTime))
                     case .broadcast(let broadcast):

@@ -33,6 +33,8 @@ public struct ServerConfiguration: Sendable, CustomStringConvertible {
     public var presenceBatchInterval: Duration = .milliseconds(10)
     /// Payload sizes and the client presence rate.
     public var sessionLimits = SessionLimits()
+    /// Which change source feeds postgres_changes (default: replication when `wal_level` is `logical`).
+    public var changeSource = ChangeSourceConfiguration()
     /// Database broadcasts (`realtime.messages` rows) older than this are deleted (upstream keeps 72 hours).
     public var messageRetention: Duration = .seconds(3 * 24 * 3600)
 
@@ -81,11 +83,20 @@ public enum HeraldServer {
                 await sockets.serve(socket, version: version, token: token, logger: logger)
             }
         }
+        let replication = try await ChangeSources.replicationSource(
+            configuration.changeSource,
+            databaseURL: configuration.databaseURL,
+            database: database,
+            hub: hub,
+            catalog: catalog,
+            logger: logger
+        )
         let feed = ChangeFeed(
             databaseURL: configuration.databaseURL,
             hub: hub,
             catalog: catalog,
             maxBroadcastBytes: configuration.sessionLimits.maxPayloadBytes,
+            deliversRowChanges: replication == nil,
             logger: logger
         )
         let app = Application(
@@ -104,7 +115,8 @@ public enum HeraldServer {
         // Graceful shutdown runs in reverse order: sockets close first, then the HTTP server, then PostgreSQL.
         let group = ServiceGroup(
             configuration: .init(
-                services: [.init(service: feed), .init(service: retention), .init(service: app), .init(service: housekeeping)],
+                services: [.init(service: feed)] + (replication.map { [.init(service: $0)] } ?? [])
+                    + [.init(service: retention), .init(service: app), .init(service: housekeeping)],
                 gracefulShutdownSignals: [.sigterm, .sigint],
                 logger: logger
             )

@@ -38,6 +38,8 @@ final class Hub: Sendable {
     private let nextID = Atomic<UInt64>(1)
     /// Kept outside the lock: every upgrade reads it.
     private let connections = Atomic<Int>(0)
+    /// Set by `closeAll()`: a socket upgraded just before shutdown but registered after it is closed at once.
+    private let shuttingDown = Atomic<Bool>(false)
     private let catalog: TableCatalog
     private let logger: Logger
 
@@ -53,6 +55,7 @@ final class Hub: Sendable {
     func register(_ connection: Connection) {
         state.withLock { $0.connections[connection.id] = connection }
         connections.add(1, ordering: .relaxed)
+        if shuttingDown.load(ordering: .sequentiallyConsistent) { connection.close(.goingAway, reason: "server shutting down") }
     }
 
     func unregister(_ connection: Connection) {
@@ -317,6 +320,7 @@ final class Hub: Sendable {
 
     /// Graceful shutdown: every socket gets a close frame.
     func closeAll() {
+        shuttingDown.store(true, ordering: .sequentiallyConsistent)
         let connections = state.withLock { Array($0.connections.values) }
         for connection in connections { connection.close(.goingAway, reason: "server shutting down") }
     }

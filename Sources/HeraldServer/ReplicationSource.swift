@@ -38,17 +38,17 @@ protocol ChangeSink: Sendable {
 extension Hub: ChangeSink {}
 
 enum ChangeSources {
-    /// The service that feeds `sink`, as `configuration` asks (or as the server allows, when automatic); logs
-    /// which one runs.
+    /// The replication source when `configuration` asks for it (or the server allows it, when automatic), nil for
+    /// the trigger source; logs which one runs.
     /// - Throws: ``HeraldServer/StartupError`` when replication is asked for but the server cannot provide it.
-    static func make(
+    static func replicationSource(
         _ configuration: ChangeSourceConfiguration,
         databaseURL: String,
         database: PostgresClient,
         hub: Hub,
         catalog: TableCatalog,
         logger: Logger
-    ) async throws -> any Service {
+    ) async throws -> ReplicationSource? {
         let rows = try await database.query(
             "SELECT current_setting('wal_level') AS wal_level, rolreplication OR rolsuper AS can_replicate FROM pg_catalog.pg_roles WHERE rolname = current_user"
         )
@@ -66,7 +66,7 @@ enum ChangeSources {
                 "change source: trigger (LISTEN/NOTIFY)",
                 metadata: configuration.kind == nil ? ["reason": "\(replicationUnavailable ?? "")"] : [:]
             )
-            return ChangeFeed(databaseURL: databaseURL, hub: hub, catalog: catalog, logger: logger)
+            return nil
         case (.replication, nil), (nil, nil):
             let stream = try ReplicationStream(
                 databaseURL: databaseURL,

@@ -45,9 +45,11 @@ struct Dev: AsyncParsableCommand {
             TokenIssuer.claims(role: "authenticated", subject: nil, expiresIn: 86_400, now: now),
             secret: secret
         )
-        let configuration = ServerConfiguration(host: "127.0.0.1", port: port, databaseURL: databaseURL, jwtSecret: secret)
+        var configuration = ServerConfiguration(host: "127.0.0.1", port: port, databaseURL: databaseURL, jwtSecret: secret)
+        // The private cluster runs with wal_level=logical: changes come from the replication slot.
+        configuration.changeSource.kind = .replication
         try await Self.failingCleanly {
-            try await HeraldServer.run(configuration, logger: logger) { port in
+            try await HeraldServer.run(configuration, logger: logger) { [databaseURL] port in
                 say(
                     """
 

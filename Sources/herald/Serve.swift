@@ -8,6 +8,7 @@ struct Serve: AsyncParsableCommand {
 
     @OptionGroup var database: DatabaseOptions
     @OptionGroup var logging: LoggingOptions
+    @OptionGroup var changeSource: ChangeSourceOptions
 
     @Option(name: .long, help: "Address to listen on (env: HERALD_HOST, HOST).")
     var host: String?
@@ -31,6 +32,7 @@ struct Serve: AsyncParsableCommand {
         )
         guard maxPayloadKb > 0 else { throw CommandFailure("--max-payload-kb must be positive") }
         configuration.sessionLimits.maxPayloadBytes = maxPayloadKb * 1000
+        configuration.changeSource = try changeSource.resolved()
         let url = "ws://\(configuration.host):"
         try await Self.failingCleanly {
             try await HeraldServer.run(configuration, logger: logger) { port in

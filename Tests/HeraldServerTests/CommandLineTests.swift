@@ -84,7 +84,7 @@ import Testing
             + "[signal.signal(s, signal.SIG_DFL) for s in (signal.SIGTERM, signal.SIGINT)]; os.execv(sys.argv[1], sys.argv[1:])"
         let server = Process()
         server.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-        server.arguments = ["python3", "-c", resetSignals, Self.herald, "serve", "--database-url", url, "--host", "127.0.0.1", "--port", String(port), "--jwt-secret", secret, "--log-level", "error"]
+        server.arguments = ["python3", "-c", resetSignals, Self.herald, "serve", "--database-url", url, "--host", "127.0.0.1", "--port", String(port), "--jwt-secret", secret, "--log-level", "error", "--source", "trigger"]
         try server.run()
         defer { if server.isRunning { server.terminate() } }
         let token = try await TokenIssuer.sign(TokenIssuer.claims(role: "anon", subject: nil, expiresIn: 60, now: Int64(Date().timeIntervalSince1970)), secret: secret)

@@ -27,6 +27,8 @@ final class HeraldInstance: Sendable {
         var logger = Logger(label: "herald.test")
         logger.logLevel = ProcessInfo.processInfo.environment["HERALD_TEST_LOG"] != nil ? .debug : .critical
         var configuration = ServerConfiguration(host: "127.0.0.1", port: 0, databaseURL: databaseURL, jwtSecret: secret)
+        // Tests choose their source; replication ones need a slot of their own (slots are per cluster).
+        configuration.changeSource = ChangeSourceConfiguration(kind: .trigger, slot: "test_" + UUID().uuidString.prefix(8).lowercased())
         adjust(&configuration)
         let (ports, continuation) = AsyncStream.makeStream(of: Int.self)
         let server = Task {

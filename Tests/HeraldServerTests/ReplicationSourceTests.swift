@@ -147,7 +147,7 @@ struct ReplicationSourceTests {
         let catalog = TableCatalog(load: { [] })
         let hub = Hub(catalog: catalog, logger: Logger(label: "herald.test"))
         func chosen(_ kind: ChangeSourceConfiguration.Kind?) async throws -> String {
-            let service = try await ChangeSources.make(
+            let service = try await ChangeSources.replicationSource(
                 ChangeSourceConfiguration(kind: kind),
                 databaseURL: url,
                 database: database,
@@ -155,11 +155,11 @@ struct ReplicationSourceTests {
                 catalog: catalog,
                 logger: Logger(label: "herald.test")
             )
-            return "\(service)"
+            return service.map { "\($0)" } ?? "trigger"
         }
         // The test cluster runs with wal_level=logical, as a superuser.
         #expect(try await chosen(nil) == "ReplicationSource")
         #expect(try await chosen(.replication) == "ReplicationSource")
-        #expect(try await chosen(.trigger) == "ChangeFeed")
+        #expect(try await chosen(.trigger) == "trigger")
     }
 }
