@@ -91,18 +91,7 @@ public final class NotificationListener: Sendable {
             signal: signal,
             deliver: onEvent
         )
-        await withTaskCancellationHandler {
-            await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
-                let thread = Thread {
-                    loop.run()
-                    continuation.resume()
-                }
-                thread.name = "herald.listener"
-                thread.start()
-            }
-        } onCancel: {
-            signal.stop()
-        }
+        await signal.runOnThread(named: "herald.listener") { loop.run() }
     }
 
     /// Asks the listener to end; ``run()`` returns within about one poll interval.
@@ -113,6 +102,23 @@ public final class NotificationListener: Sendable {
 
 /// Stop request shared between the listener's owner and its thread; also makes backoff waits interruptible.
 final class StopSignal: Sendable {
+    /// Runs `body` (a libpq loop that watches this signal) on a thread of its own until it returns; cancelling the
+    /// calling task stops it.
+    func runOnThread(named name: String, _ body: @escaping @Sendable () -> Void) async {
+        await withTaskCancellationHandler {
+            await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
+                let thread = Thread {
+                    body()
+                    continuation.resume()
+                }
+                thread.name = name
+                thread.start()
+            }
+        } onCancel: {
+            self.stop()
+        }
+    }
+
     private struct State {
         var hasRun = false
         var isStopped = false

@@ -92,18 +92,7 @@ public final class ReplicationStream: Sendable {
             acknowledged: { [self] in LSN(acknowledged.load(ordering: .acquiring)) },
             deliver: onEvent
         )
-        await withTaskCancellationHandler {
-            await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
-                let thread = Thread {
-                    loop.run()
-                    continuation.resume()
-                }
-                thread.name = "herald.replication"
-                thread.start()
-            }
-        } onCancel: {
-            signal.stop()
-        }
+        await signal.runOnThread(named: "herald.replication") { loop.run() }
     }
 
     /// The consumer has finished with every transaction up to `position` (a ``TransactionCommit/endLSN``):
