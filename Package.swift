@@ -53,6 +53,7 @@ let package = Package(
             dependencies: [
                 "CLibPQ",
                 "HeraldCore",
+                "HeraldSQL",
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "Logging", package: "swift-log"),
             ],
