@@ -53,7 +53,6 @@ let package = Package(
             dependencies: [
                 "CLibPQ",
                 "HeraldCore",
-                "HeraldSQL",
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "Logging", package: "swift-log"),
             ],

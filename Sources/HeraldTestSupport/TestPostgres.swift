@@ -52,10 +52,20 @@ public final class TestPostgres: Sendable {
         return try await createDatabase(template: try await template.value)
     }
 
-    /// This repository's `migrations/` (the chat schema); this file is Sources/HeraldTestSupport/TestPostgres.swift.
-    public static let applicationMigrations = URL(fileURLWithPath: #filePath)
-        .deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
-        .appendingPathComponent("migrations")
+    /// Herald's SQL (`sql/schema`, `sql/realtime`) and the app's `migrations/`, read from this repository's
+    /// source tree, in the order `herald migrate` applies them.
+    public static func repositoryMigrationSources() throws -> [MigrationSource] {
+        // This file is Sources/HeraldTestSupport/TestPostgres.swift.
+        let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+        return [
+            try .directory(
+                namespace: "herald",
+                numbered: root.appendingPathComponent("sql/schema"),
+                repeatable: root.appendingPathComponent("sql/realtime")
+            ),
+            try .directory(namespace: "app", numbered: root.appendingPathComponent("migrations")),
+        ]
+    }
 
     private func createDatabase(template: String?) async throws -> String {
         let running = try await running()
@@ -67,10 +77,9 @@ public final class TestPostgres: Sendable {
 
     private func createMigratedTemplate() async throws -> String {
         let url = try await createDatabase(template: nil)
-        // Herald's SQL as the binary ships it, and this repository's application migrations.
-        let migrator = try HeraldMigrations.migrator(appMigrations: Self.applicationMigrations)
+        let migrator = try Migrator(sources: Self.repositoryMigrationSources())
         // A template must have no open connection when it is copied: this one closes before the thread ends.
-        try await offloaded {
+        try await Self.onOwnThread {
             let connection = try PGConnection(url: url)
             try migrator.migrate(on: connection)
         }
@@ -80,7 +89,7 @@ public final class TestPostgres: Sendable {
     private func running() async throws -> Running {
         let task = startup.withLock { task in
             if let task { return task }
-            let started = Task { try await offloaded { try self.start() } }
+            let started = Task { try await Self.onOwnThread { try self.start() } }
             task = started
             return started
         }
@@ -110,6 +119,13 @@ public final class TestPostgres: Sendable {
         }
         try? FileManager.default.removeItem(at: directory)
         throw lastError ?? LocalClusterError(message: "the test cluster did not start")
+    }
+
+    /// Blocking work (processes, libpq) runs on a thread of its own, never on the cooperative pool.
+    private static func onOwnThread<T: Sendable>(_ body: @escaping @Sendable () throws -> T) async throws -> T {
+        try await withCheckedThrowingContinuation { continuation in
+            Thread { continuation.resume(with: Result { try body() }) }.start()
+        }
     }
 
     private func stopAtExit() {
