@@ -142,7 +142,7 @@ import Testing
             try await quiet.push("1", "2", "realtime:lobby", "presence", ["event": "track", "payload": [:]])
             // The watcher keeps talking; the quiet one stops.
             var sawLeave = false
-            for _ in 0..<20 where !sawLeave {
+            for _ in 0..<80 where !sawLeave {
                 try await watcher.sendText(#"[null,"hb","phoenix","heartbeat",{}]"#)
                 let frames = try await watcher.receive(until: { $0.text.contains(#""hb""#) })
                 sawLeave = frames.contains { $0.text.contains(#""leaves":{"quiet""#) }
