@@ -3,7 +3,7 @@ import HeraldCore
 /// The decision taken on a WebSocket upgrade request before the upgrade (reference section 1.2): refusals are
 /// answered as plain HTTP responses with upstream's status codes and `{"error": ...}` bodies.
 enum Admission: Equatable {
-    case accept(version: SerializerVersion, token: String)
+    case accept(version: SerializerVersion, token: String, claims: TokenClaims)
     case refuse(status: Int, error: String?)
 
     static let socketPaths: Set<String> = ["/socket/websocket", "/realtime/v1/websocket"]
@@ -18,9 +18,9 @@ enum Admission: Equatable {
             return .refuse(status: 401, error: "API key is missing")
         }
         switch verifier.verify(token, now: now) {
-        case .valid:
+        case .valid(let claims):
             guard roomForConnection else { return .refuse(status: 429, error: "Too many connected users") }
-            return .accept(version: version, token: token)
+            return .accept(version: version, token: token, claims: claims)
         case .expired: return .refuse(status: 401, error: "Token has expired")
         case .invalid(_, let message): return .refuse(status: 401, error: message)
         }

@@ -3,24 +3,34 @@ import NIOCore
 import NIOWebSocket
 import Synchronization
 
-/// One client socket as the rest of Herald sees it: a place to write frames to, from any thread. Frames written
-/// through one `Connection` reach the socket in the order `send` was called (NIO runs them on the channel's
-/// event loop in submission order).
+/// One client socket as the rest of Herald sees it: a place to write finished WebSocket frames to, from any thread.
+/// Frames written through one `Connection` reach the socket in the order they were written (off the socket's event
+/// loop they are handed to it as tasks, which run in submission order).
 final class Connection: Sendable {
     let id: UInt64
     let version: SerializerVersion
     /// The token given at connect time; channels without an `access_token` use it.
     let token: String
+    /// The claims of `token`, verified at the upgrade: joins with the same token only recheck its expiry.
+    let claims: TokenClaims
+    let eventLoop: any EventLoop
     private let channel: any Channel
+    /// Where finished frames enter the pipeline: the context of NIO's frame encoder, so writes go straight to the
+    /// socket without being framed again (`ChannelHandlerContext.write` passes to the next handler toward the head).
+    private let rawWriter: NIOLoopBound<ChannelHandlerContext>
     /// Milliseconds since the epoch of the last inbound frame, for the idle sweep.
     private let lastInbound: Atomic<Int64>
     private let closing = Atomic<Bool>(false)
 
-    init(id: UInt64, version: SerializerVersion, token: String, channel: any Channel, now: Int64) {
+    /// Call on the channel's event loop, once the WebSocket pipeline is in place.
+    init(id: UInt64, version: SerializerVersion, token: String, claims: TokenClaims, channel: any Channel, rawWriter: ChannelHandlerContext, now: Int64) {
         self.id = id
         self.version = version
         self.token = token
+        self.claims = claims
         self.channel = channel
+        self.eventLoop = channel.eventLoop
+        self.rawWriter = NIOLoopBound(rawWriter, eventLoop: channel.eventLoop)
         self.lastInbound = Atomic(now)
     }
 
@@ -28,48 +38,55 @@ final class Connection: Sendable {
 
     func touch(now: Int64) { lastInbound.store(now, ordering: .relaxed) }
 
-    var eventLoop: any EventLoop { channel.eventLoop }
+    var isClosing: Bool { closing.load(ordering: .relaxed) }
 
-    /// Writes one text frame (or a binary one) whose bytes may be shared with other connections.
-    func send(_ bytes: ByteBuffer, binary: Bool = false) {
+    /// Fan-out path, on the channel's event loop: queues a finished frame without flushing; `flushOnLoop` then sends
+    /// everything queued in as few syscalls as the kernel allows.
+    func writeOnLoop(_ frame: ByteBuffer) {
         guard !closing.load(ordering: .relaxed) else { return }
-        let frame = WebSocketFrame(fin: true, opcode: binary ? .binary : .text, data: bytes)
-        channel.writeAndFlush(frame, promise: nil)
+        rawWriter.value.write(NIOAny(frame), promise: nil)
     }
 
-    /// Fan-out path, on the channel's event loop: queue a frame without flushing; `flushOnLoop` sends the batch
-    /// in as few syscalls as the kernel allows.
-    func writeOnLoop(_ bytes: ByteBuffer, binary: Bool) {
-        guard !closing.load(ordering: .relaxed) else { return }
-        channel.write(WebSocketFrame(fin: true, opcode: binary ? .binary : .text, data: bytes), promise: nil)
+    func flushOnLoop() { rawWriter.value.flush() }
+
+    /// Writes and flushes finished frames from any thread.
+    func send(frames: [ByteBuffer]) {
+        guard !frames.isEmpty else { return }
+        if eventLoop.inEventLoop {
+            for frame in frames { writeOnLoop(frame) }
+            flushOnLoop()
+        } else {
+            eventLoop.execute {
+                for frame in frames { self.writeOnLoop(frame) }
+                self.flushOnLoop()
+            }
+        }
     }
 
-    func flushOnLoop() { channel.flush() }
-
-    func send(_ message: PhoenixMessage) {
-        send(message.encode(version))
+    func send(_ messages: [PhoenixMessage]) {
+        send(frames: messages.map { WebSocketFraming.text($0.encode(version)) })
     }
+
+    func send(_ message: PhoenixMessage) { send([message]) }
 
     func sendPong(_ data: ByteBuffer) {
-        channel.writeAndFlush(WebSocketFrame(fin: true, opcode: .pong, data: data), promise: nil)
+        send(frames: [WebSocketFraming.frame(data, opcode: .pong)])
     }
 
     /// Sends a close frame and then closes the TCP connection. Only the first call has an effect.
     func close(_ code: WebSocketErrorCode, reason: String = "") {
         guard !closing.exchange(true, ordering: .relaxed) else { return }
-        var data = channel.allocator.buffer(capacity: 2 + reason.utf8.count)
-        data.write(webSocketErrorCode: code)
-        data.writeString(reason)
+        let frame = WebSocketFraming.close(code, reason: reason)
         let channel = self.channel
-        channel.writeAndFlush(WebSocketFrame(fin: true, opcode: .connectionClose, data: data)).whenComplete { _ in
-            channel.close(promise: nil)
+        let rawWriter = self.rawWriter
+        eventLoop.execute {
+            rawWriter.value.writeAndFlush(NIOAny(frame)).whenComplete { _ in channel.close(promise: nil) }
         }
     }
 
-    /// Bytes written to the channel but not yet accepted by the kernel. A writable channel is below NIO's high
-    /// water mark, so only a backed-up one costs a trip to its event loop.
-    func bufferedBytes() async -> Int {
-        guard !channel.isWritable else { return 0 }
-        return (try? await channel.getOption(ChannelOptions.bufferedWritableBytes).get()) ?? 0
+    /// Closes the TCP connection without a close frame (the peer is gone or broke the protocol).
+    func abort() {
+        closing.store(true, ordering: .relaxed)
+        channel.close(promise: nil)
     }
 }

@@ -60,11 +60,12 @@ public enum HeraldServer {
         try await checkSchema(database)
         let catalog = TableCatalog(load: { try await TableCatalog.load(from: database) })
         let hub = Hub(catalog: catalog, logger: logger)
-        let sockets = SocketHandler(
+        let sockets = SocketServices(
             hub: hub,
             verifier: verifier,
             maxMessageBytes: configuration.maxMessageBytes,
-            limits: configuration.sessionLimits
+            limits: configuration.sessionLimits,
+            logger: logger
         )
         let router = Router()
         // Browsers call the REST endpoints from other origins, as upstream allows.
@@ -72,16 +73,16 @@ public enum HeraldServer {
         addRoutes(to: router, verifier: verifier, hub: hub)
         BroadcastRoutes.add(to: router, verifier: verifier, hub: hub, configuration: configuration)
         let maxFrameSize = configuration.maxMessageBytes
+        let maxBufferedBytes = configuration.maxBufferedBytes
         let maxConnections = configuration.maxConnections
         let server = HTTPServerBuilder { responder in
             WebSocketUpgradeChannel(
                 responder: responder,
                 maxFrameSize: maxFrameSize,
-                verifier: verifier,
+                maxBufferedBytes: maxBufferedBytes,
+                sockets: sockets,
                 roomForConnection: { hub.connectionCount < maxConnections }
-            ) { socket, version, token, logger in
-                await sockets.serve(socket, version: version, token: token, logger: logger)
-            }
+            )
         }
         let replication = try await ChangeSources.replicationSource(
             configuration.changeSource,
@@ -99,6 +100,7 @@ public enum HeraldServer {
             deliversRowChanges: replication == nil,
             logger: logger
         )
+        let ownEventLoops = EventLoops.makeGroup()
         let app = Application(
             router: router,
             server: server,
@@ -107,6 +109,7 @@ public enum HeraldServer {
                 await feed.readiness.wait()
                 await onRunning(channel.localAddress?.port ?? configuration.port)
             },
+            eventLoopGroupProvider: ownEventLoops.map { .shared($0) } ?? .singleton,
             logger: logger
         )
 
@@ -122,7 +125,13 @@ public enum HeraldServer {
             )
         )
         defer { database.close() }
-        try await group.run()
+        do {
+            try await group.run()
+        } catch {
+            try? await ownEventLoops?.shutdownGracefully()
+            throw error
+        }
+        try? await ownEventLoops?.shutdownGracefully()
     }
 
     /// Refuses to start against an unreachable database or one without Herald's schema, with one clear reason.
@@ -177,7 +186,7 @@ public enum HeraldServer {
     }
 }
 
-/// The shared timers: presence diff batching, and the sweep for idle sockets and slow consumers. On graceful
+/// The shared timers: presence diff batching, and the sweep for idle sockets and expired tokens. On graceful
 /// shutdown it closes every socket.
 struct Housekeeping: Service, CustomStringConvertible {
     /// ServiceLifecycle logs services by description: never the configuration, which holds the JWT secret.
@@ -192,11 +201,7 @@ struct Housekeeping: Service, CustomStringConvertible {
                 group.addTask { await every(configuration.presenceBatchInterval) { hub.flushPresence() } }
                 group.addTask {
                     await every(.seconds(1)) {
-                        await hub.sweep(
-                            now: WallClock.milliseconds(),
-                            idleMilliseconds: configuration.idleTimeoutMilliseconds,
-                            maxBufferedBytes: configuration.maxBufferedBytes
-                        )
+                        hub.sweep(now: WallClock.milliseconds(), idleMilliseconds: configuration.idleTimeoutMilliseconds)
                     }
                 }
             }

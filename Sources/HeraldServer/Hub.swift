@@ -68,25 +68,53 @@ final class Hub: Sendable {
         }
     }
 
-    /// Registers a joined channel and subscribes its postgres_changes bindings. Returns the pushes that follow the
-    /// join reply: the `system` message reporting the subscription, then `presence_state` when presence is enabled.
-    func join(_ join: ChannelJoin, connection: Connection) async -> [PhoenixMessage] {
-        let presenceState: PhoenixMessage? = state.withLock { state in
+    typealias BindingResolution = Result<[PostgresBinding], SubscriptionError>
+
+    /// Looks up the tables and columns of a channel's postgres_changes bindings.
+    func resolve(_ bindings: [BindingRequest]) async -> BindingResolution {
+        await catalog.resolve(bindings)
+    }
+
+    /// Registers a joined channel (and its resolved bindings) and sends the join reply, then the `system` message
+    /// reporting the subscription and `presence_state` when presence is enabled. Off the socket's event loop these
+    /// are queued to it while the lock is held, so no fan-out frame for the channel can reach the socket first.
+    func join(_ join: ChannelJoin, reply: PhoenixMessage, connection: Connection, resolution: BindingResolution?) {
+        let onLoop = connection.eventLoop.inEventLoop
+        let outcome: (messages: [PhoenixMessage], refusal: SubscriptionError?)? = state.withLock { state in
+            // The socket closed while its tables were being resolved.
+            guard state.connections[connection.id] != nil else { return nil }
             var member = Member(connection: connection, join: join)
+            var messages = [reply]
+            var refusal: SubscriptionError?
+            switch resolution {
+            case .success(let bindings)?:
+                state.index.insert(join.subscriber, bindings: bindings)
+                member.subscribed = true
+                messages.append(SocketSession.system(join, extension: "postgres_changes", status: "ok", message: "Subscribed to PostgreSQL"))
+            case .failure(let error)?:
+                refusal = error
+                messages.append(SocketSession.system(join, extension: "postgres_changes", status: "error", message: error.message))
+            case nil:
+                break
+            }
             // The newcomer gets what the others have seen, then the pending diff with them: no flush per join.
-            var presenceState: PhoenixMessage?
             if join.config.presenceEnabled {
                 member.presenceSynced = true
-                presenceState = Self.presenceState(for: join, in: state)
+                messages.append(Self.presenceState(for: join, in: state))
             }
             state.members[join.subscriber] = member
             state.topics[join.topicKey, default: []].insert(join.subscriber)
-            return presenceState
+            if !onLoop {
+                let queued = messages
+                connection.eventLoop.execute { connection.send(queued) }
+            }
+            return (messages, refusal)
         }
-        var pushes: [PhoenixMessage] = []
-        if let report = await subscribe(join) { pushes.append(report) }
-        if let presenceState { pushes.append(presenceState) }
-        return pushes
+        guard let outcome else { return }
+        if let refusal = outcome.refusal {
+            logger.info("postgres_changes subscription refused", metadata: ["topic": "\(join.topic)", "reason": "\(refusal.message)"])
+        }
+        if onLoop { connection.send(outcome.messages) }
     }
 
     func leave(_ subscriber: SubscriberID) {
@@ -104,33 +132,31 @@ final class Hub: Sendable {
         }
     }
 
-    /// A refreshed token: the channel re-subscribes with its new claims; returns the new `system` message.
-    func refresh(_ subscriber: SubscriberID, claims: TokenClaims) async -> PhoenixMessage? {
-        let join: ChannelJoin? = state.withLock { state in
+    /// A refreshed token: the channel keeps its new claims. Returns its postgres_changes bindings, which have to be
+    /// resolved again (`resubscribe`), or nil when the channel is gone.
+    func updateClaims(_ subscriber: SubscriberID, claims: TokenClaims) -> [BindingRequest]? {
+        state.withLock { state in
             state.members[subscriber]?.join.claims = claims
-            return state.members[subscriber]?.join
+            return state.members[subscriber]?.join.bindings
         }
-        guard let join else { return nil }
-        return await subscribe(join)
     }
 
-    private func subscribe(_ join: ChannelJoin) async -> PhoenixMessage? {
-        guard !join.bindings.isEmpty else { return nil }
-        let outcome = await catalog.resolve(join.bindings)
-        let stillJoined: Bool = state.withLock { state in
-            guard state.members[join.subscriber] != nil else { return false }
-            switch outcome {
+    /// Re-indexes a channel's bindings after a token refresh; returns the new `system` message.
+    func resubscribe(_ subscriber: SubscriberID, resolution: BindingResolution) -> PhoenixMessage? {
+        let join: ChannelJoin? = state.withLock { state in
+            guard let join = state.members[subscriber]?.join else { return nil }
+            switch resolution {
             case .success(let bindings):
-                state.index.insert(join.subscriber, bindings: bindings)
-                state.members[join.subscriber]?.subscribed = true
+                state.index.insert(subscriber, bindings: bindings)
+                state.members[subscriber]?.subscribed = true
             case .failure:
-                state.index.remove(join.subscriber)
-                state.members[join.subscriber]?.subscribed = false
+                state.index.remove(subscriber)
+                state.members[subscriber]?.subscribed = false
             }
-            return true
+            return join
         }
-        guard stillJoined else { return nil }
-        switch outcome {
+        guard let join else { return nil }
+        switch resolution {
         case .success:
             return SocketSession.system(join, extension: "postgres_changes", status: "ok", message: "Subscribed to PostgreSQL")
         case .failure(let error):
@@ -169,17 +195,19 @@ final class Hub: Sendable {
             if let cached = frames[key] {
                 frame = cached
             } else {
-                frame = PhoenixFrame.encode(
-                    key.version,
-                    joinRef: nil,
-                    ref: nil,
-                    topic: key.topic,
-                    event: "postgres_changes",
-                    payload: ChangeEvent.payload(ids: key.ids, data: data)
+                frame = WebSocketFraming.text(
+                    PhoenixFrame.encode(
+                        key.version,
+                        joinRef: nil,
+                        ref: nil,
+                        topic: key.topic,
+                        event: "postgres_changes",
+                        payload: ChangeEvent.payload(ids: key.ids, data: data)
+                    )
                 )
                 frames[key] = frame
             }
-            fanOut.add(frame, binary: false, to: target.connection)
+            fanOut.add(frame, to: target.connection)
         }
         fanOut.submit()
     }
@@ -274,33 +302,23 @@ final class Hub: Sendable {
         var frames = delivery.frames
         var fanOut = FanOut()
         for connection in delivery.recipients {
-            guard let frame = frames.frame(for: connection.version) else { continue }
-            fanOut.add(frame.bytes, binary: frame.binary, to: connection)
+            guard !connection.isClosing, let frame = frames.frame(for: connection.version) else { continue }
+            fanOut.add(frame, to: connection)
         }
         fanOut.submit()
     }
 
     // MARK: Housekeeping
 
-    /// Closes sockets that sent nothing for `idleMilliseconds` and sockets whose unsent backlog exceeds
-    /// `maxBufferedBytes`. Runs from one shared sweep, not a timer per socket.
-    func sweep(now: Int64, idleMilliseconds: Int64, maxBufferedBytes: Int) async {
+    /// Closes sockets that sent nothing for `idleMilliseconds` and channels whose token expired. Runs from one shared
+    /// sweep, not a timer per socket; it reads one atomic per socket. (Slow consumers are closed by their own
+    /// socket's handler the moment their backlog passes the high water mark.)
+    func sweep(now: Int64, idleMilliseconds: Int64) {
         closeExpiredChannels(nowSeconds: now / 1000)
         let connections = state.withLock { Array($0.connections.values) }
-        for connection in connections {
-            if now - connection.lastInboundMilliseconds > idleMilliseconds {
-                logger.debug("closing idle socket", metadata: ["connection": "\(connection.id)"])
-                connection.close(.normalClosure, reason: "idle timeout")
-                continue
-            }
-            let buffered = await connection.bufferedBytes()
-            if buffered > maxBufferedBytes {
-                logger.warning(
-                    "closing slow consumer",
-                    metadata: ["connection": "\(connection.id)", "buffered_bytes": "\(buffered)"]
-                )
-                connection.close(.policyViolation, reason: "slow consumer: outbound queue full")
-            }
+        for connection in connections where now - connection.lastInboundMilliseconds > idleMilliseconds {
+            logger.debug("closing idle socket", metadata: ["connection": "\(connection.id)"])
+            connection.close(.normalClosure, reason: "idle timeout")
         }
     }
 
@@ -328,25 +346,23 @@ final class Hub: Sendable {
     var connectionCount: Int { connections.load(ordering: .relaxed) }
 }
 
-/// One fan-out message, encoded lazily once per serializer version and shared by every recipient.
+/// One fan-out message, encoded and framed lazily once per serializer version and shared by every recipient.
 struct FrameSet {
-    struct Frame {
-        var bytes: ByteBuffer
-        var binary: Bool
-    }
+    private let encode: (SerializerVersion) -> ByteBuffer?
+    private var v1: ByteBuffer??
+    private var v2: ByteBuffer??
 
-    private let encode: (SerializerVersion) -> Frame?
-    private var v1: Frame??
-    private var v2: Frame??
-
-    init(encode: @escaping (SerializerVersion) -> Frame?) {
-        self.encode = encode
+    /// `encode` returns the message's WebSocket payload and whether it is a binary frame.
+    init(encode: @escaping (SerializerVersion) -> (payload: ByteBuffer, binary: Bool)?) {
+        self.encode = { version in
+            encode(version).map { WebSocketFraming.frame($0.payload, opcode: $0.binary ? .binary : .text) }
+        }
     }
 
     /// A fan-out text frame (`[null,null,topic,event,payload]` / `{"topic","event","payload","ref":null}`).
     init(topic: String, event: String, payload: [UInt8]) {
         self.init { version in
-            Frame(bytes: PhoenixFrame.encode(version, joinRef: nil, ref: nil, topic: topic, event: event, payload: payload), binary: false)
+            (PhoenixFrame.encode(version, joinRef: nil, ref: nil, topic: topic, event: event, payload: payload), false)
         }
     }
 
@@ -364,18 +380,19 @@ struct FrameSet {
                     var buffer = ByteBuffer()
                     let frame = BinaryFrame.userBroadcast(topic: topic, event: event, metadata: metadata, encoding: encoding, payload: ByteBuffer(bytes: payload))
                     guard (try? frame.encode(into: &buffer)) != nil else { return nil }
-                    return Frame(bytes: buffer, binary: true)
+                    return (buffer, true)
                 case .v1:
                     guard encoding == .json, let value = try? JSONValue.parse(payload) else { return nil }
                     var object: JSONObject = ["event": .string(event), "payload": value, "type": "broadcast"]
                     if let metadata { object["meta"] = .object(metadata) }
-                    return Frame(bytes: PhoenixFrame.encode(.v1, joinRef: nil, ref: nil, topic: topic, event: "broadcast", payload: JSONValue.object(object).jsonBytes), binary: false)
+                    return (PhoenixFrame.encode(.v1, joinRef: nil, ref: nil, topic: topic, event: "broadcast", payload: JSONValue.object(object).jsonBytes), false)
                 }
             }
         }
     }
 
-    mutating func frame(for version: SerializerVersion) -> Frame? {
+    /// The finished frame for one serializer, or nil when the message cannot be sent to it.
+    mutating func frame(for version: SerializerVersion) -> ByteBuffer? {
         switch version {
         case .v1:
             if let cached = v1 { return cached }
@@ -391,29 +408,35 @@ struct FrameSet {
     }
 }
 
-/// Hands a fan-out to the event loops in one task per loop: each writes its connections' frames and flushes each
-/// connection once, instead of one task and one syscall per delivery.
+/// Hands a fan-out to the event loops, one batch per loop: each writes its connections' frames and flushes each
+/// connection once, instead of one task and one syscall per delivery. The batch of the calling thread's own loop
+/// runs inline.
 struct FanOut {
     private struct Write {
         let connection: Connection
-        let bytes: ByteBuffer
-        let binary: Bool
+        let frame: ByteBuffer
     }
 
     private var batches: [ObjectIdentifier: (loop: any EventLoop, writes: [Write])] = [:]
 
-    mutating func add(_ bytes: ByteBuffer, binary: Bool, to connection: Connection) {
+    mutating func add(_ frame: ByteBuffer, to connection: Connection) {
         let loop = connection.eventLoop
-        batches[ObjectIdentifier(loop), default: (loop, [])].writes.append(Write(connection: connection, bytes: bytes, binary: binary))
+        batches[ObjectIdentifier(loop), default: (loop, [])].writes.append(Write(connection: connection, frame: frame))
     }
 
     func submit() {
         for (_, batch) in batches {
             let writes = batch.writes
-            batch.loop.execute {
-                for write in writes { write.connection.writeOnLoop(write.bytes, binary: write.binary) }
-                for write in writes { write.connection.flushOnLoop() }
+            if batch.loop.inEventLoop {
+                Self.write(writes)
+            } else {
+                batch.loop.execute { Self.write(writes) }
             }
         }
+    }
+
+    private static func write(_ writes: [Write]) {
+        for write in writes { write.connection.writeOnLoop(write.frame) }
+        for write in writes { write.connection.flushOnLoop() }
     }
 }

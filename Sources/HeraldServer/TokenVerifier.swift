@@ -54,6 +54,11 @@ public struct TokenVerifier: Sendable {
         return Self.checkClaims(claims, now: now)
     }
 
+    /// A token verified earlier, checked again at `now`: only its expiry can have changed.
+    public static func recheck(_ claims: TokenClaims, now: Int64) -> TokenCheck {
+        claims.expiresAt > now ? .valid(claims) : .expired(secondsAgo: now - claims.expiresAt)
+    }
+
     static func checkClaims(_ claims: JSONObject, now: Int64) -> TokenCheck {
         let missing = TokenCheck.invalid(code: "InvalidJWTToken", message: "Fields `role` and `exp` are required in JWT")
         guard let expValue = claims["exp"] else { return missing }

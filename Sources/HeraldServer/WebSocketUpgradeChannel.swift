@@ -10,10 +10,11 @@ import NIOWebSocket
 
 /// The server's child channel: HTTP/1.1 with a WebSocket upgrade on the socket paths. Hummingbird's own
 /// WebSocket channel answers a refused upgrade with a redirect; upstream clients expect the refusal as an
-/// HTTP status with a JSON body, which this channel writes itself.
+/// HTTP status with a JSON body, which this channel writes itself. An upgraded socket gets a
+/// `SocketSessionHandler` in its pipeline and needs no task of its own.
 struct WebSocketUpgradeChannel: ServerChildChannel, HTTPChannelHandler {
     enum UpgradeResult: Sendable {
-        case websocket(NIOAsyncChannel<WebSocketFrame, WebSocketFrame>, version: SerializerVersion, token: String)
+        case websocket
         case refused(NIOAsyncChannel<HTTPRequestPart, HTTPResponsePart>, status: Int, error: String?)
         case http(NIOAsyncChannel<HTTPRequestPart, HTTPResponsePart>)
     }
@@ -25,39 +26,59 @@ struct WebSocketUpgradeChannel: ServerChildChannel, HTTPChannelHandler {
 
     let responder: HTTPChannelHandler.Responder
     let maxFrameSize: Int
-    let verifier: TokenVerifier
+    /// A socket whose unsent backlog passes this is closed as a slow consumer.
+    let maxBufferedBytes: Int
+    let sockets: SocketServices
     /// Whether one more socket may connect (`maxConnections`).
     let roomForConnection: @Sendable () -> Bool
-    let serveWebSocket: @Sendable (NIOAsyncChannel<WebSocketFrame, WebSocketFrame>, SerializerVersion, String, Logger) async -> Void
 
     func setup(channel: any Channel, logger: Logger) -> EventLoopFuture<Value> {
         channel.eventLoop.makeCompletedFuture {
-            let verifier = self.verifier
+            let sockets = self.sockets
+            let maxBufferedBytes = self.maxBufferedBytes
             // The refusal decided while the upgrade was attempted, answered once the channel is plain HTTP again.
             let refusal = NIOLoopBoundBox<(status: Int, error: String?)?>(nil, eventLoop: channel.eventLoop)
+            let admitted = NIOLoopBoundBox<(version: SerializerVersion, token: String, claims: TokenClaims)?>(nil, eventLoop: channel.eventLoop)
             let upgrader = NIOTypedWebSocketServerUpgrader<UpgradeResult>(
                 maxFrameSize: maxFrameSize,
+                // Frame errors are answered by `SocketSessionHandler` (NIO's handler would write through the encoder
+                // that finished frames bypass).
+                enableAutomaticErrorHandling: false,
                 shouldUpgrade: { channel, head in
                     let admission = Admission.evaluate(
                         uri: head.uri,
                         apiKeyHeader: head.headers.first(name: "x-api-key"),
-                        verifier: verifier,
+                        verifier: sockets.verifier,
                         now: WallClock.seconds(),
                         roomForConnection: roomForConnection()
                     )
-                    guard case .refuse(let status, let error) = admission else {
+                    switch admission {
+                    case .accept(let version, let token, let claims):
+                        admitted.value = (version, token, claims)
                         return channel.eventLoop.makeSucceededFuture(HTTPHeaders())
+                    case .refuse(let status, let error):
+                        refusal.value = (status, error)
+                        return channel.eventLoop.makeSucceededFuture(nil)
                     }
-                    refusal.value = (status, error)
-                    return channel.eventLoop.makeSucceededFuture(nil)
                 },
-                upgradePipelineHandler: { channel, head in
+                upgradePipelineHandler: { channel, _ in
                     channel.eventLoop.makeCompletedFuture {
-                        let (_, query) = Admission.splitURI(head.uri)
-                        let token = head.headers.first(name: "x-api-key") ?? query["apikey"] ?? ""
-                        let version = SerializerVersion(vsn: query["vsn"]) ?? .v1
-                        let asyncChannel = try NIOAsyncChannel<WebSocketFrame, WebSocketFrame>(wrappingChannelSynchronously: channel)
-                        return UpgradeResult.websocket(asyncChannel, version: version, token: token)
+                        guard let (version, token, claims) = admitted.value else { throw ChannelError.inappropriateOperationForState }
+                        try channel.syncOptions?.setOption(
+                            ChannelOptions.writeBufferWaterMark,
+                            value: .init(low: maxBufferedBytes / 2, high: maxBufferedBytes)
+                        )
+                        let connection = Connection(
+                            id: sockets.hub.makeID(),
+                            version: version,
+                            token: token,
+                            claims: claims,
+                            channel: channel,
+                            rawWriter: try channel.pipeline.syncOperations.context(handlerType: WebSocketFrameEncoder.self),
+                            now: WallClock.milliseconds()
+                        )
+                        try channel.pipeline.syncOperations.addHandler(SocketSessionHandler(services: sockets, connection: connection))
+                        return UpgradeResult.websocket
                     }
                 }
             )
@@ -93,8 +114,8 @@ struct WebSocketUpgradeChannel: ServerChildChannel, HTTPChannelHandler {
                 await handleHTTP(asyncChannel: http, logger: logger)
             case .refused(let http, let status, let error):
                 try await Self.writeRefusal(http, status: status, error: error)
-            case .websocket(let socket, let version, let token):
-                await serveWebSocket(socket, version, token, logger)
+            case .websocket:
+                return
             }
         } catch {
             logger.debug("connection ended during the HTTP upgrade", metadata: ["error": "\(error)"])

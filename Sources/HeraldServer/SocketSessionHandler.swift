@@ -1,0 +1,209 @@
+import Foundation
+import HeraldCore
+import Logging
+import NIOCore
+import NIOWebSocket
+
+/// What every socket's handler shares.
+struct SocketServices: Sendable {
+    let hub: Hub
+    let verifier: TokenVerifier
+    let maxMessageBytes: Int
+    let limits: SessionLimits
+    let logger: Logger
+}
+
+/// Runs one upgraded WebSocket on its event loop: reads frames, assembles messages, feeds them to the socket's
+/// `SocketSession` and performs the actions it returns. No task and no stream per socket: everything but the
+/// database lookups of a join runs inline on the loop, and every outbound frame goes through the socket's
+/// `Connection`.
+final class SocketSessionHandler: ChannelInboundHandler {
+    typealias InboundIn = WebSocketFrame
+
+    private let services: SocketServices
+    private let connection: Connection
+    private var session: SocketSession
+    private var assembler: MessageAssembler
+    private var logger: Logger
+    /// Set while an action waits for the database (a join resolving its tables, a refreshed token). Messages that
+    /// arrive meanwhile wait here and run afterwards in order, so replies keep the order of the requests.
+    private var suspended = false
+    private var waiting = CircularBuffer<(binary: Bool, bytes: ByteBuffer)>()
+    private var active = true
+
+    init(services: SocketServices, connection: Connection) {
+        self.services = services
+        self.connection = connection
+        self.session = SocketSession(version: connection.version, limits: services.limits)
+        self.assembler = MessageAssembler(maxBytes: services.maxMessageBytes)
+        var logger = services.logger
+        logger[metadataKey: "connection"] = "\(connection.id)"
+        self.logger = logger
+    }
+
+    func handlerAdded(context: ChannelHandlerContext) {
+        services.hub.register(connection)
+    }
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        let frame = unwrapInboundIn(data)
+        guard !connection.isClosing else { return }
+        connection.touch(now: WallClock.milliseconds())
+        switch frame.opcode {
+        case .ping:
+            connection.sendPong(frame.unmaskedData)
+        case .connectionClose:
+            var data = frame.unmaskedData
+            connection.close(data.readWebSocketErrorCode() ?? .normalClosure)
+        case .text, .binary, .continuation:
+            switch assembler.append(frame) {
+            case .incomplete:
+                break
+            case .tooLarge:
+                logger.info("closing socket: inbound message over the size limit")
+                connection.close(.messageTooLarge)
+            case .protocolError:
+                logger.info("closing socket: fragmented message out of order")
+                connection.close(.protocolError)
+            case .message(let binary, let bytes):
+                if suspended {
+                    waiting.append((binary, bytes))
+                } else {
+                    handle(bytes, binary: binary, context: context)
+                }
+            }
+        default:
+            break
+        }
+    }
+
+    /// A backlog past the high water mark (`maxBufferedBytes`) is a client that stopped reading.
+    func channelWritabilityChanged(context: ChannelHandlerContext) {
+        guard !context.channel.isWritable, !connection.isClosing else { return }
+        logger.warning("closing slow consumer: outbound queue full")
+        connection.close(.policyViolation, reason: "slow consumer: outbound queue full")
+        context.fireChannelWritabilityChanged()
+    }
+
+    func errorCaught(context: ChannelHandlerContext, error: any Error) {
+        if let error = error as? NIOWebSocketError {
+            logger.info("closing socket: invalid WebSocket frame", metadata: ["reason": "\(error)"])
+            connection.close(error == .invalidFrameLength ? .messageTooLarge : .protocolError)
+        } else {
+            logger.debug("socket error", metadata: ["error": "\(error)"])
+            connection.abort()
+        }
+    }
+
+    func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
+        if case ChannelEvent.inputClosed = event { connection.abort() }
+        context.fireUserInboundEventTriggered(event)
+    }
+
+    func channelInactive(context: ChannelHandlerContext) {
+        active = false
+        waiting.removeAll()
+        run(session.close()[...], context: context)
+        services.hub.unregister(connection)
+        context.fireChannelInactive()
+    }
+
+    // MARK: Messages
+
+    private func handle(_ bytes: ByteBuffer, binary: Bool, context: ChannelHandlerContext) {
+        let message: PhoenixMessage
+        do {
+            if binary {
+                guard session.version == .v2 else { throw FrameDecodingError("binary frames need vsn 2.0.0") }
+                switch try BinaryFrame(decoding: bytes, sentBy: .client) {
+                case .userBroadcastPush(_, let ref, let topic, let event, _, let encoding, let payload):
+                    let actions = session.handleUserBroadcast(topic: topic, ref: ref, event: event, encoding: encoding, payload: Array(payload.readableBytesView))
+                    run(actions[...], context: context)
+                    return
+                case .push(let joinRef, let ref, let topic, let event, let payload):
+                    message = PhoenixMessage(joinRef: joinRef, ref: ref, topic: topic, event: event, payload: try JSONValue.parse(payload.readableBytesView))
+                case .userBroadcast:
+                    throw FrameDecodingError("clients may not send kind 4")
+                }
+            } else {
+                message = try PhoenixMessage.decode(text: bytes.readableBytesView, version: session.version)
+            }
+        } catch {
+            logger.info("dropped a malformed message", metadata: ["reason": "\(error)"])
+            return
+        }
+        let now = WallClock.seconds()
+        let check = session.tokenToVerify(for: message, connectionToken: connection.token).map { token in
+            // The socket's own token was verified at the upgrade.
+            token == connection.token ? TokenVerifier.recheck(connection.claims, now: now) : services.verifier.verify(token, now: now)
+        }
+        let newChannel =
+            message.event == "phx_join"
+            ? NewChannel(subscriber: SubscriberID(services.hub.makeID()), generatedPresenceKey: UUID().uuidString.lowercased()) : nil
+        run(session.handle(message, token: check, newChannel: newChannel, now: .now)[...], context: context)
+    }
+
+    /// Performs actions in order; one that has to wait for the database suspends the socket's message handling
+    /// until it is done, then the rest run.
+    private func run(_ actions: ArraySlice<SessionAction>, context: ChannelHandlerContext) {
+        var actions = actions
+        while let action = actions.popFirst() {
+            guard let wait = perform(action) else { continue }
+            suspended = true
+            context.channel.setOption(ChannelOptions.autoRead, value: false).whenFailure { _ in }
+            let handler = NIOLoopBound(self, eventLoop: context.eventLoop)
+            let contextBox = NIOLoopBound(context, eventLoop: context.eventLoop)
+            let rest = actions
+            let loop = context.eventLoop
+            Task {
+                await wait()
+                loop.execute { handler.value.resume(rest, context: contextBox.value) }
+            }
+            return
+        }
+    }
+
+    private func resume(_ actions: ArraySlice<SessionAction>, context: ChannelHandlerContext) {
+        suspended = false
+        guard active else { return }
+        run(actions, context: context)
+        while !suspended, let next = waiting.popFirst() {
+            handle(next.bytes, binary: next.binary, context: context)
+        }
+        if !suspended { context.channel.setOption(ChannelOptions.autoRead, value: true).whenFailure { _ in } }
+    }
+
+    /// Does one action at once, or returns the part that has to wait for the database.
+    private func perform(_ action: SessionAction) -> (@Sendable () async -> Void)? {
+        let hub = services.hub
+        let connection = self.connection
+        switch action {
+        case .send(let message):
+            connection.send(message)
+        case .join(let join, let reply):
+            guard !join.bindings.isEmpty else {
+                hub.join(join, reply: reply, connection: connection, resolution: nil)
+                return nil
+            }
+            return {
+                let resolution = await hub.resolve(join.bindings)
+                hub.join(join, reply: reply, connection: connection, resolution: resolution)
+            }
+        case .leave(let subscriber):
+            hub.leave(subscriber)
+        case .refreshClaims(let subscriber, let claims):
+            guard let bindings = hub.updateClaims(subscriber, claims: claims), !bindings.isEmpty else { return nil }
+            return {
+                let resolution = await hub.resolve(bindings)
+                if let report = hub.resubscribe(subscriber, resolution: resolution) { connection.send(report) }
+            }
+        case .broadcast(let message):
+            hub.broadcast(message)
+        case .track(let subscriber, let payload):
+            hub.track(subscriber, payload: payload)
+        case .untrack(let subscriber):
+            hub.untrack(subscriber)
+        }
+        return nil
+    }
+}
