@@ -73,16 +73,23 @@ final class Connection: Sendable {
         send(frames: [WebSocketFraming.frame(data, opcode: .pong)])
     }
 
-    /// Sends a close frame and then closes the TCP connection. Only the first call has an effect.
+    /// Sends a close frame and then closes the TCP connection, at the latest after `closeGrace` (a peer that stopped
+    /// reading never takes the frame). Only the first call has an effect.
     func close(_ code: WebSocketErrorCode, reason: String = "") {
         guard !closing.exchange(true, ordering: .relaxed) else { return }
         let frame = WebSocketFraming.close(code, reason: reason)
         let channel = self.channel
         let rawWriter = self.rawWriter
         eventLoop.execute {
-            rawWriter.value.writeAndFlush(NIOAny(frame)).whenComplete { _ in channel.close(promise: nil) }
+            let deadline = channel.eventLoop.scheduleTask(in: Self.closeGrace) { channel.close(promise: nil) }
+            rawWriter.value.writeAndFlush(NIOAny(frame)).whenComplete { _ in
+                deadline.cancel()
+                channel.close(promise: nil)
+            }
         }
     }
+
+    static let closeGrace = TimeAmount.seconds(2)
 
     /// Closes the TCP connection without a close frame (the peer is gone or broke the protocol).
     func abort() {

@@ -150,6 +150,36 @@ import Testing
         }
     }
 
+    @Test func aConsumerThatStopsReadingIsClosedWhileOthersKeepReceiving() async throws {
+        try await withHerald({ $0.maxBufferedBytes = 256 << 10 }) { herald in
+            let token = try await herald.token()
+            let stalled = try await offloaded {
+                let socket = try StalledWebSocket(port: herald.port, target: "/socket/websocket?apikey=\(token)&vsn=2.0.0")
+                try socket.sendText(#"["1","1","realtime:flood","phx_join",{"config":{}}]"#)
+                return socket
+            }
+            let reader = try await herald.socket()
+            _ = try await reader.joinV2("realtime:flood", config: [:])
+            let publisher = try await herald.socket()
+            _ = try await publisher.joinV2("realtime:flood", config: [:])
+            let pad = JSONValue.string(String(repeating: "x", count: 8_000))
+            let messages = 1_000
+            for index in 0..<messages {
+                try await publisher.push("1", nil, "realtime:flood", "broadcast", ["type": "broadcast", "event": "e", "payload": ["i": .string(String(index)), "pad": pad]])
+            }
+            var received = 0
+            while received < messages {
+                if try await reader.receive().text.contains(#""broadcast""#) { received += 1 }
+            }
+            // The stalled socket gets what the kernel buffers held, then the end of the stream; never all 8 MB.
+            let (bytes, ended) = try await offloaded { stalled.drain(timeout: 20) }
+            #expect(ended)
+            #expect(bytes < messages * 8_000)
+            await reader.close()
+            await publisher.close()
+        }
+    }
+
     @Test func healthcheck() async throws {
         try await withHerald { herald in
             let response = try await HTTPProbe.get(port: herald.port, path: "/healthcheck")
