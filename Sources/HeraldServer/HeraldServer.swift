@@ -58,8 +58,14 @@ public enum HeraldServer {
         let verifier = try await TokenVerifier.make(secret: configuration.jwtSecret)
         let database = PostgresClient(databaseURL: configuration.databaseURL, logger: logger)
         try await checkSchema(database)
-        let catalog = TableCatalog(load: { try await TableCatalog.load(from: database) })
+        let catalog = TableCatalog(
+            load: { try await TableCatalog.load(from: database) },
+            canAssumeRole: { try await TableCatalog.canAssumeRole($0, in: database) }
+        )
         let hub = Hub(catalog: catalog, logger: logger)
+        let authorizer = ChangeAuthorizer(databaseURL: configuration.databaseURL, logger: logger)
+        defer { authorizer.close() }
+        let dispatcher = ChangeDispatcher(hub: hub, authorizer: authorizer, logger: logger)
         let sockets = SocketServices(
             hub: hub,
             verifier: verifier,
@@ -118,7 +124,7 @@ public enum HeraldServer {
         // Graceful shutdown runs in reverse order: sockets close first, then the HTTP server, then PostgreSQL.
         let group = ServiceGroup(
             configuration: .init(
-                services: [.init(service: feed)] + (replication.map { [.init(service: $0)] } ?? [])
+                services: [.init(service: dispatcher), .init(service: feed)] + (replication.map { [.init(service: $0)] } ?? [])
                     + [.init(service: retention), .init(service: app), .init(service: housekeeping)],
                 gracefulShutdownSignals: [.sigterm, .sigint],
                 logger: logger

@@ -10,11 +10,30 @@ import Synchronization
 final class Hub: Sendable {
     struct Member {
         let connection: Connection
-        var join: ChannelJoin
+        var join: ChannelJoin {
+            didSet { group = ClaimGroup(join.claims) }
+        }
+        /// Who the channel's token says it is, for row and column visibility.
+        var group: ClaimGroup
         /// Whether the channel's postgres_changes bindings are live in the index.
         var subscribed = false
         /// Whether the channel has been sent `presence_state` (at join, or on its first track).
         var presenceSynced = false
+
+        init(connection: Connection, join: ChannelJoin) {
+            self.connection = connection
+            self.join = join
+            self.group = ClaimGroup(join.claims)
+        }
+    }
+
+    /// A channel that matched a change: where to write, the binding ids it matched and who it is.
+    struct ChangeTarget {
+        let subscriber: SubscriberID
+        let connection: Connection
+        let topic: String
+        let ids: [Int]
+        let group: ClaimGroup
     }
 
     struct State {
@@ -42,6 +61,8 @@ final class Hub: Sendable {
     private let shuttingDown = Atomic<Bool>(false)
     private let catalog: TableCatalog
     private let logger: Logger
+    /// Changes from the change source, delivered by `ChangeDispatcher`.
+    let changes = ChangeQueue()
 
     init(catalog: TableCatalog, logger: Logger) {
         self.catalog = catalog
@@ -70,9 +91,9 @@ final class Hub: Sendable {
 
     typealias BindingResolution = Result<[PostgresBinding], SubscriptionError>
 
-    /// Looks up the tables and columns of a channel's postgres_changes bindings.
-    func resolve(_ bindings: [BindingRequest]) async -> BindingResolution {
-        await catalog.resolve(bindings)
+    /// Looks up the tables and columns of a channel's postgres_changes bindings, and checks that its role exists.
+    func resolve(_ bindings: [BindingRequest], role: String) async -> BindingResolution {
+        await catalog.resolve(bindings, role: role)
     }
 
     /// Registers a joined channel (and its resolved bindings) and sends the join reply, then the `system` message
@@ -167,44 +188,55 @@ final class Hub: Sendable {
 
     // MARK: Postgres changes
 
-    /// Delivers one change to every matching channel: the `data` object is encoded once, each distinct
-    /// (serializer, topic, ids) frame once, and the same bytes are written to every socket that gets them.
+    /// Queues a committed change for delivery (`ChangeDispatcher`), in commit order.
     func dispatch(_ change: Change) {
-        struct Target {
-            let connection: Connection
-            let topic: String
-            let ids: [Int]
-        }
-        let targets: [Target] = state.withLock { state in
+        changes.submit(.change(change))
+    }
+
+    /// Queues a gap report behind the changes before it.
+    func reportGap(_ message: String) {
+        changes.submit(.gap(message))
+    }
+
+    /// The channels whose bindings match a change.
+    func targets(for change: Change) -> [ChangeTarget] {
+        state.withLock { state in
             state.index.match(change).compactMap { match in
-                state.members[match.subscriber].map { Target(connection: $0.connection, topic: $0.join.topic, ids: match.ids) }
+                state.members[match.subscriber].map {
+                    ChangeTarget(subscriber: match.subscriber, connection: $0.connection, topic: $0.join.topic, ids: match.ids, group: $0.group)
+                }
             }
         }
+    }
+
+    /// Writes an authorized change to the channels that may see it: the `data` object is encoded once per role, each
+    /// distinct (serializer, topic, ids, role) frame once, and the same bytes go to every socket that gets them.
+    func deliver(_ change: AuthorizedChange, to targets: [ChangeTarget]) {
         guard !targets.isEmpty else { return }
-        let data = JSONValue.object(ChangeEvent.data(change)).jsonBytes
         struct FrameKey: Hashable {
             let version: SerializerVersion
             let topic: String
             let ids: [Int]
+            let role: String
         }
+        var dataByRole: [String: [UInt8]] = [:]
         var frames: [FrameKey: ByteBuffer] = [:]
         var fanOut = FanOut()
         for target in targets {
-            let key = FrameKey(version: target.connection.version, topic: target.topic, ids: target.ids)
+            let key = FrameKey(version: target.connection.version, topic: target.topic, ids: target.ids, role: target.group.role)
             let frame: ByteBuffer
             if let cached = frames[key] {
                 frame = cached
             } else {
-                frame = WebSocketFraming.text(
-                    PhoenixFrame.encode(
-                        key.version,
-                        joinRef: nil,
-                        ref: nil,
-                        topic: key.topic,
-                        event: "postgres_changes",
-                        payload: ChangeEvent.payload(ids: key.ids, data: data)
-                    )
-                )
+                let data: [UInt8]
+                if let cached = dataByRole[key.role] {
+                    data = cached
+                } else {
+                    data = JSONValue.object(change.data(role: key.role)).jsonBytes
+                    dataByRole[key.role] = data
+                }
+                let payload = ChangeEvent.payload(ids: key.ids, data: data)
+                frame = WebSocketFraming.text(PhoenixFrame.encode(key.version, joinRef: nil, ref: nil, topic: key.topic, event: "postgres_changes", payload: payload))
                 frames[key] = frame
             }
             fanOut.add(frame, to: target.connection)
@@ -214,8 +246,16 @@ final class Hub: Sendable {
 
     /// Tells every channel with live postgres_changes bindings that changes may have been missed (the change
     /// stream was interrupted), so clients can refetch.
-    func reportGap(_ message: String) {
+    func sendGap(_ message: String) {
         let members = state.withLock { state in state.members.values.filter(\.subscribed) }
+        for member in members {
+            member.connection.send(SocketSession.system(member.join, extension: "postgres_changes", status: "error", message: message))
+        }
+    }
+
+    /// Tells some channels that changes were missed.
+    func sendGap(_ message: String, to targets: [ChangeTarget]) {
+        let members = state.withLock { state in targets.compactMap { state.members[$0.subscriber] } }
         for member in members {
             member.connection.send(SocketSession.system(member.join, extension: "postgres_changes", status: "error", message: message))
         }

@@ -186,7 +186,7 @@ final class SocketSessionHandler: ChannelInboundHandler {
                 return nil
             }
             return {
-                let resolution = await hub.resolve(join.bindings)
+                let resolution = await hub.resolve(join.bindings, role: join.claims.role)
                 hub.join(join, reply: reply, connection: connection, resolution: resolution)
             }
         case .leave(let subscriber):
@@ -194,7 +194,7 @@ final class SocketSessionHandler: ChannelInboundHandler {
         case .refreshClaims(let subscriber, let claims):
             guard let bindings = hub.updateClaims(subscriber, claims: claims), !bindings.isEmpty else { return nil }
             return {
-                let resolution = await hub.resolve(bindings)
+                let resolution = await hub.resolve(bindings, role: claims.role)
                 if let report = hub.resubscribe(subscriber, resolution: resolution) { connection.send(report) }
             }
         case .broadcast(let message):

@@ -17,13 +17,22 @@ actor TableCatalog {
     }
 
     private let load: @Sendable () async throws -> [Table]
+    private let canAssumeRole: @Sendable (String) async throws -> Bool
+    /// Roles known to exist (and to be assumable by Herald), for the current generation.
+    private var assumableRoles: Set<String> = []
+    private var rolesGeneration = -1
     private var tables: [Table]?
     private var loadedGeneration = 0
     /// Bumped (from any thread) when capture is enabled or disabled; a stale cache is reloaded on next use.
     private nonisolated let generation = Atomic<Int>(0)
 
-    init(load: @escaping @Sendable () async throws -> [Table]) {
+    init(load: @escaping @Sendable () async throws -> [Table], canAssumeRole: @escaping @Sendable (String) async throws -> Bool) {
         self.load = load
+        self.canAssumeRole = canAssumeRole
+    }
+
+    static func canAssumeRole(_ role: String, in database: PostgresClient) async throws -> Bool {
+        try await database.query("SELECT realtime.can_assume_role($1)", [role]).values.first?.first == "t"
     }
 
     static func load(from database: PostgresClient) async throws -> [Table] {
@@ -42,8 +51,10 @@ actor TableCatalog {
 
     nonisolated func invalidate() { generation.add(1, ordering: .relaxed) }
 
-    /// All-or-nothing, like upstream's subscription transaction: the first refused binding refuses the channel.
-    func resolve(_ requests: [BindingRequest]) async -> Result<[PostgresBinding], SubscriptionError> {
+    /// All-or-nothing, like upstream's subscription transaction: the first refused binding refuses the channel, and
+    /// so does a JWT role the database does not have (Herald assumes it to check what the channel may read).
+    func resolve(_ requests: [BindingRequest], role: String) async -> Result<[PostgresBinding], SubscriptionError> {
+        if !requests.isEmpty, let refusal = await checkRole(role, for: requests[0]) { return .failure(refusal) }
         var bindings: [PostgresBinding] = []
         var reloaded = false
         for request in requests {
@@ -91,6 +102,29 @@ actor TableCatalog {
             }
         }
         return .success(bindings)
+    }
+
+    private func checkRole(_ role: String, for request: BindingRequest) async -> SubscriptionError? {
+        let current = generation.load(ordering: .relaxed)
+        if rolesGeneration != current {
+            assumableRoles = []
+            rolesGeneration = current
+        }
+        if assumableRoles.contains(role) { return nil }
+        do {
+            guard try await canAssumeRole(role) else {
+                guard case .valid(let event, let schema, let table, let filterText) = request.shape else {
+                    return SubscriptionError(message: "role \"\(role)\" does not exist")
+                }
+                let conditions = (try? FilterParser.parse(filterText ?? "")) ?? []
+                let error = FilterBindingError(sqlState: "42704", conditionName: "undefined_object", message: "role \"\(role)\" does not exist")
+                return SubscriptionError(message: SubscriptionErrorMessage.exception(event: event, schema: schema, table: table, filters: conditions, error: error))
+            }
+            assumableRoles.insert(role)
+            return nil
+        } catch {
+            return SubscriptionError(message: "Realtime was unable to connect to the project database")
+        }
     }
 
     private func tables(matching schema: String, _ table: String) async throws -> [Table] {

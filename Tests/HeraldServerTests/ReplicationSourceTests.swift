@@ -46,7 +46,7 @@ struct ReplicationSourceTests {
             stream: try ReplicationStream(databaseURL: url, configuration: .init(slot: slot), logger: logger),
             database: database,
             sink: sink,
-            catalog: TableCatalog(load: { try await TableCatalog.load(from: database) }),
+            catalog: TableCatalog(load: { try await TableCatalog.load(from: database) }, canAssumeRole: { _ in true }),
             logger: logger
         )
         try await source.prepare()
@@ -144,7 +144,7 @@ struct ReplicationSourceTests {
         let url = try await TestPostgres.shared.makeMigratedDatabase()
         let database = PostgresClient(databaseURL: url)
         defer { database.close() }
-        let catalog = TableCatalog(load: { [] })
+        let catalog = TableCatalog(load: { [] }, canAssumeRole: { _ in true })
         let hub = Hub(catalog: catalog, logger: Logger(label: "herald.test"))
         func chosen(_ kind: ChangeSourceConfiguration.Kind?) async throws -> String {
             let service = try await ChangeSources.replicationSource(

@@ -20,6 +20,20 @@ public enum ChangeEvent {
         return data
     }
 
+    /// The error variant (reference section 3.3): no data beyond schema, table and type, and the error.
+    public static func errorData(_ change: Change, error: String) -> JSONObject {
+        var data = JSONObject()
+        data.append("schema", .string(change.schema))
+        data.append("table", .string(change.table))
+        data.append("type", .string(change.type.rawValue))
+        data.append("commit_timestamp", .null)
+        data.append("columns", .array([]))
+        if change.type != .delete { data.append("record", .object(JSONObject())) }
+        if change.type != .insert { data.append("old_record", .object(JSONObject())) }
+        data.append("errors", .array([.string(error)]))
+        return data
+    }
+
     /// The event payload `{"ids":[...],"data":...}` around already encoded `data` bytes.
     public static func payload(ids: [Int], data: [UInt8]) -> [UInt8] {
         var out: [UInt8] = []

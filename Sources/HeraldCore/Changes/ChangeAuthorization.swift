@@ -1,0 +1,134 @@
+/// Who a subscriber is, for deciding what it may read: its JWT role and claims. Subscribers with equal claims see
+/// the same rows, so a change's visibility is decided once per group, not once per subscriber.
+public struct ClaimGroup: Sendable, Hashable {
+    public var role: String
+    /// The claims as JSON text, as the database will see them in `request.jwt.claims`.
+    public var claimsJSON: String
+
+    public init(_ claims: TokenClaims) {
+        role = claims.role
+        claimsJSON = JSONValue.object(claims.claims).jsonString
+    }
+}
+
+/// One table's part of a visibility check (`realtime.visible_rows`, sql/realtime/authorization.sql): the primary
+/// keys of the changed rows to check and the groups to check them for.
+public struct VisibilityCheck: Sendable, Equatable {
+    /// `"schema"."table"`, quoted for `::regclass`.
+    public var entity: String
+    public var keys: [JSONObject]
+    public var groups: [ClaimGroup]
+
+    public init(schema: String, table: String, keys: [JSONObject], groups: [ClaimGroup]) {
+        entity = Self.quoted(schema) + "." + Self.quoted(table)
+        self.keys = keys
+        self.groups = groups
+    }
+
+    static func quoted(_ identifier: String) -> String {
+        "\"" + String(identifier.flatMap { $0 == "\"" ? ["\"", "\""] : [$0] }) + "\""
+    }
+
+    /// The function's argument: `[{"entity","keys","groups":[{"role","claims"}]}]`.
+    public static func requestJSON(_ checks: [VisibilityCheck]) -> String {
+        var text = "["
+        for (index, check) in checks.enumerated() {
+            if index > 0 { text += "," }
+            text += #"{"entity":"# + JSONValue.string(check.entity).jsonString
+            text += #","keys":"# + JSONValue.array(check.keys.map(JSONValue.object)).jsonString
+            text += #","groups":["#
+            for (groupIndex, group) in check.groups.enumerated() {
+                if groupIndex > 0 { text += "," }
+                text += #"{"role":"# + JSONValue.string(group.role).jsonString + #","claims":"# + group.claimsJSON + "}"
+            }
+            text += "]}"
+        }
+        return text + "]"
+    }
+}
+
+/// The database's answer for one table: its primary key, whether row level security is on, the columns each role
+/// may select, and which of the checked keys each group may see.
+public struct VisibilityAnswer: Sendable, Equatable {
+    public var primaryKey: [String]
+    public var rowSecurity: Bool
+    public var columnsByRole: [String: Set<String>]
+    /// Per group (in the order of the check): the visible key indexes, or nil when all are (no RLS).
+    public var visible: [Set<Int>?]
+
+    public init(primaryKey: [String], rowSecurity: Bool, columnsByRole: [String: Set<String>], visible: [Set<Int>?]) {
+        self.primaryKey = primaryKey
+        self.rowSecurity = rowSecurity
+        self.columnsByRole = columnsByRole
+        self.visible = visible
+    }
+
+    /// Parses the function's result (one answer per check, in order).
+    public static func parse(_ text: String) throws -> [VisibilityAnswer] {
+        guard case .array(let items) = try JSONValue.parse(Array(text.utf8)) else { throw FrameDecodingError("visibility answer is not an array") }
+        return try items.map { item in
+            guard case .array(let keyValues)? = item["primary_key"], case .bool(let rowSecurity)? = item["rls"],
+                case .object(let columns)? = item["columns"], case .array(let visibleValues)? = item["visible"]
+            else { throw FrameDecodingError("malformed visibility answer") }
+            var columnsByRole: [String: Set<String>] = [:]
+            for member in columns.members {
+                columnsByRole[member.key] = Set(member.value.arrayValue?.compactMap(\.stringValue) ?? [])
+            }
+            let visible: [Set<Int>?] = visibleValues.map { value in
+                guard case .array(let indexes) = value else { return nil }
+                return Set(indexes.compactMap { $0.doubleValue.map { Int($0) } })
+            }
+            return VisibilityAnswer(
+                primaryKey: keyValues.compactMap(\.stringValue),
+                rowSecurity: rowSecurity,
+                columnsByRole: columnsByRole,
+                visible: visible
+            )
+        }
+    }
+}
+
+/// What one change looks like to its subscribers (reference sections 3.3, 3.5, 3.6), given the database's answer
+/// for its table: whether a group sees it at all, and the `data` object each role gets.
+public struct AuthorizedChange: Sendable {
+    public let change: Change
+    public let answer: VisibilityAnswer
+    /// The change's index among its table's checked keys (nil when not checked: DELETE, no primary key).
+    public let keyIndex: Int?
+
+    public init(change: Change, answer: VisibilityAnswer, keyIndex: Int?) {
+        self.change = change
+        self.answer = answer
+        self.keyIndex = keyIndex
+    }
+
+    /// Whether group `groupIndex` (its index in the table's check) gets this change. Error variants (no primary key,
+    /// key not selectable) are sent, as upstream does; deleted rows cannot be checked (they are gone), so every
+    /// matching subscriber gets them.
+    public func isVisible(toGroup groupIndex: Int, role: String) -> Bool {
+        if error(role: role) != nil || change.type == .delete || !answer.rowSecurity { return true }
+        guard let keyIndex, groupIndex < answer.visible.count else { return false }
+        guard let visible = answer.visible[groupIndex] else { return true }
+        return visible.contains(keyIndex)
+    }
+
+    /// The `data` object for subscribers of `role`: only the columns the role may select; a DELETE's old record on a
+    /// table with RLS keeps only the primary key.
+    public func data(role: String) -> JSONObject {
+        if let error = error(role: role) { return ChangeEvent.errorData(change, error: error) }
+        let columns = answer.columnsByRole[role] ?? []
+        let oldColumns = change.type == .delete && answer.rowSecurity ? Set(answer.primaryKey) : columns
+        var visible = change
+        visible.columns = change.columns.filter { columns.contains($0.name) }
+        visible.record = change.record.map { JSONObject($0.members.filter { columns.contains($0.key) }) }
+        visible.oldRecord = change.oldRecord.map { JSONObject($0.members.filter { oldColumns.contains($0.key) }) }
+        return ChangeEvent.data(visible)
+    }
+
+    private func error(role: String) -> String? {
+        if answer.primaryKey.isEmpty && change.type != .delete { return "Error 400: Bad Request, no primary key" }
+        let columns = answer.columnsByRole[role] ?? []
+        if !answer.primaryKey.allSatisfy(columns.contains) { return "Error 401: Unauthorized" }
+        return nil
+    }
+}

@@ -1,0 +1,197 @@
+import Foundation
+import HeraldCore
+import HeraldPostgres
+import Logging
+import ServiceLifecycle
+
+/// Committed changes (and gap reports) on their way from the change source to the sockets, in commit order. The
+/// source's thread hands them over without waiting for the database, unless the queue is full: then it waits,
+/// which slows the source down instead of growing memory.
+final class ChangeQueue: Sendable {
+    enum Item: Sendable {
+        case change(Change)
+        case gap(String)
+    }
+
+    private struct State {
+        var items: [Item] = []
+        var closed = false
+    }
+
+    private let state = NSCondition()
+    private nonisolated(unsafe) var storage = State()
+    private let capacity: Int
+    private let (wakeups, wake) = AsyncStream.makeStream(of: Void.self, bufferingPolicy: .bufferingNewest(1))
+
+    init(capacity: Int = 10_000) {
+        self.capacity = capacity
+    }
+
+    /// From any thread. Blocks while the queue is full (until the dispatcher takes a batch or the queue closes).
+    func submit(_ item: Item) {
+        state.lock()
+        while storage.items.count >= capacity && !storage.closed { state.wait() }
+        if !storage.closed { storage.items.append(item) }
+        state.unlock()
+        wake.yield()
+    }
+
+    /// Waits until items are queued and takes up to `limit` of them; nil once closed and empty.
+    func take(limit: Int) async -> [Item]? {
+        var iterator = wakeups.makeAsyncIterator()
+        while true {
+            switch takeQueued(limit: limit) {
+            case .items(let batch): return batch
+            case .closed: return nil
+            case .empty: guard await iterator.next() != nil else { return nil }
+            }
+        }
+    }
+
+    private enum Taken {
+        case items([Item])
+        case empty
+        case closed
+    }
+
+    private func takeQueued(limit: Int) -> Taken {
+        state.lock()
+        defer { state.unlock() }
+        if storage.items.isEmpty { return storage.closed ? .closed : .empty }
+        let count = min(limit, storage.items.count)
+        let batch = Array(storage.items.prefix(count))
+        storage.items.removeFirst(count)
+        state.broadcast()
+        return .items(batch)
+    }
+
+    /// Stops accepting items and releases waiting submitters.
+    func close() {
+        state.lock()
+        storage.closed = true
+        state.broadcast()
+        state.unlock()
+        wake.finish()
+    }
+}
+
+/// Delivers queued changes to their subscribers, each subscriber getting only the rows and columns its JWT role and
+/// claims may read (reference section 3.6). Subscribers are grouped by claims, and what every group may see of a
+/// whole batch of changes is decided by one database round trip (`realtime.visible_rows`).
+struct ChangeDispatcher: Service, CustomStringConvertible {
+    var description: String { "ChangeDispatcher" }
+
+    let hub: Hub
+    let authorizer: ChangeAuthorizer
+    let logger: Logger
+    /// Most changes decided by one round trip.
+    var batchLimit = 1_000
+
+    static let authorizationGapMessage =
+        "Realtime could not check what this channel may read, so some changes were not delivered. Refetch to catch up."
+
+    func run() async throws {
+        await withGracefulShutdownHandler {
+            while let batch = await hub.changes.take(limit: batchLimit) {
+                await dispatch(batch)
+            }
+        } onGracefulShutdown: {
+            hub.changes.close()
+        }
+    }
+
+    private func dispatch(_ batch: [ChangeQueue.Item]) async {
+        var plan = AuthorizationPlan()
+        var steps: [(item: ChangeQueue.Item, targets: [Hub.ChangeTarget])] = []
+        for item in batch {
+            guard case .change(let change) = item else {
+                steps.append((item, []))
+                continue
+            }
+            let targets = hub.targets(for: change)
+            if !targets.isEmpty { plan.add(change, at: steps.count, groups: targets.map(\.group), primaryKey: authorizer.primaryKey(of: change)) }
+            steps.append((item, targets))
+        }
+        plan.orderGroupsByRole()
+        var answers: [VisibilityAnswer]?
+        if !plan.checks.isEmpty {
+            answers = await authorizer.answers(plan.checks)
+            if answers == nil {
+                logger.error("postgres_changes: authorization check failed; changes of this batch were not delivered")
+            }
+        }
+        var reported: Set<SubscriberID> = []
+        for (index, step) in steps.enumerated() {
+            switch step.item {
+            case .gap(let message):
+                hub.sendGap(message)
+            case .change(let change):
+                guard !step.targets.isEmpty else { continue }
+                guard let answers, let placement = plan.placements[index] else {
+                    // Fail closed: nobody gets a row whose visibility is unknown; they are told to refetch.
+                    let unreported = step.targets.filter { reported.insert($0.subscriber).inserted }
+                    hub.sendGap(Self.authorizationGapMessage, to: unreported)
+                    continue
+                }
+                let answer = answers[placement.check]
+                authorizer.learn(answer, for: change)
+                let authorized = AuthorizedChange(change: change, answer: answer, keyIndex: placement.key)
+                let groupIndexes = plan.groupIndexes[placement.check]
+                let visible = step.targets.filter { target in
+                    guard let groupIndex = groupIndexes[target.group] else { return false }
+                    return authorized.isVisible(toGroup: groupIndex, role: target.group.role)
+                }
+                hub.deliver(authorized, to: visible)
+            }
+        }
+    }
+}
+
+/// The checks of one batch: one per table, with its distinct claim groups (sorted by role, so the database switches
+/// roles as rarely as possible) and the primary keys of the rows to check.
+struct AuthorizationPlan {
+    struct Placement {
+        var check: Int
+        var key: Int?
+    }
+
+    private(set) var checks: [VisibilityCheck] = []
+    private(set) var groupIndexes: [[ClaimGroup: Int]] = []
+    /// By the change's index in the batch.
+    private(set) var placements: [Int: Placement] = [:]
+    private var checkByTable: [String: Int] = [:]
+
+    /// `index` is the change's place in the batch; `primaryKey` the table's key as last seen (nil: not known yet,
+    /// the row is then sent whole and the database compares its key columns).
+    mutating func add(_ change: Change, at index: Int, groups: [ClaimGroup], primaryKey: [String]?) {
+        let tableKey = change.schema + "\u{0}" + change.table
+        let check: Int
+        if let existing = checkByTable[tableKey] {
+            check = existing
+        } else {
+            check = checks.count
+            checkByTable[tableKey] = check
+            checks.append(VisibilityCheck(schema: change.schema, table: change.table, keys: [], groups: []))
+            groupIndexes.append([:])
+        }
+        for group in groups where groupIndexes[check][group] == nil {
+            groupIndexes[check][group] = checks[check].groups.count
+            checks[check].groups.append(group)
+        }
+        var key: Int?
+        if change.type != .delete, let record = change.record {
+            let keyColumns = primaryKey.map(Set.init)
+            key = checks[check].keys.count
+            checks[check].keys.append(JSONObject(record.members.filter { keyColumns?.contains($0.key) ?? true }))
+        }
+        placements[index] = Placement(check: check, key: key)
+    }
+
+    /// The database re-plans its probe whenever the role changes: ask role by role.
+    mutating func orderGroupsByRole() {
+        for check in checks.indices {
+            checks[check].groups.sort { ($0.role, $0.claimsJSON) < ($1.role, $1.claimsJSON) }
+            groupIndexes[check] = Dictionary(uniqueKeysWithValues: checks[check].groups.enumerated().map { ($1, $0) })
+        }
+    }
+}
