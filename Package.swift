@@ -122,7 +122,11 @@ let package = Package(
         ),
         .testTarget(
             name: "HeraldServerTests",
-            dependencies: ["HeraldCore", "HeraldPostgres", "HeraldServer", "HeraldTestSupport"],
+            dependencies: [
+                "HeraldCore", "HeraldPostgres", "HeraldServer", "HeraldTestSupport",
+                // Signs test tokens with asymmetric keys.
+                .product(name: "Crypto", package: "swift-crypto"),
+            ],
             resources: [.copy("Python")],
             swiftSettings: swiftSettings
         ),

@@ -35,6 +35,10 @@ public struct ServerConfiguration: Sendable, CustomStringConvertible {
     public var sessionLimits = SessionLimits()
     /// Which change source feeds postgres_changes (default: replication when `wal_level` is `logical`).
     public var changeSource = ChangeSourceConfiguration()
+    /// A JSON Web Key Set of public keys for RS/PS/ES/EdDSA tokens (looked up by `kid`).
+    public var jwks: String?
+    /// Claims every token must carry with exactly these values (upstream's `JWT_CLAIM_VALIDATORS`).
+    public var requiredClaims: JSONObject = [:]
     /// Database broadcasts (`realtime.messages` rows) older than this are deleted (upstream keeps 72 hours).
     public var messageRetention: Duration = .seconds(3 * 24 * 3600)
 
@@ -55,7 +59,11 @@ public enum HeraldServer {
         logger: Logger,
         onRunning: @escaping @Sendable (Int) async -> Void = { _ in }
     ) async throws {
-        let verifier = try await TokenVerifier.make(secret: configuration.jwtSecret)
+        let verifier = try await TokenVerifier.make(
+            secret: configuration.jwtSecret,
+            jwks: configuration.jwks,
+            requiredClaims: configuration.requiredClaims
+        )
         let database = PostgresClient(databaseURL: configuration.databaseURL, logger: logger)
         try await checkSchema(database)
         let catalog = TableCatalog(

@@ -1,11 +1,21 @@
 import HeraldCore
 import JWTKit
 
-/// Verifies client JWTs (HS256/384/512 with the configured secret) and classifies failures with upstream's
-/// strings (reference sections 1.2 and 2.2). Verification itself is synchronous, so it can run inline with the
-/// socket's message handling; jwt-kit provides the signature algorithms.
+/// Verifies client JWTs and classifies failures with upstream's strings (reference sections 1.2, 2.2 and 6.2):
+/// HS256/384/512 with the configured secret; RS/PS/ES/EdDSA with the public keys of a JWKS, found by the token's
+/// `kid`; then `exp`, `role` and the required claims. Verification itself is synchronous, so it can run inline with
+/// the socket's message handling; jwt-kit provides the signature algorithms.
 public struct TokenVerifier: Sendable {
     private let algorithms: [String: any JWTAlgorithm]
+    private let keysByID: [String: PublicKey]
+    /// Claims every token must carry with exactly these values (upstream's `JWT_CLAIM_VALIDATORS`).
+    private let requiredClaims: JSONObject
+
+    /// A JWKS key: the algorithm its JWK names (or implies) and jwt-kit's verifier for it.
+    private struct PublicKey: Sendable {
+        let algorithm: String
+        let verifier: any JWTAlgorithm
+    }
 
     /// The shortest secret accepted, as Supabase documents for its JWT secret (and HS256 needs 32 bytes of key).
     public static let minimumSecretBytes = 32
@@ -14,8 +24,13 @@ public struct TokenVerifier: Sendable {
         public var description: String { "the JWT secret must be at least \(TokenVerifier.minimumSecretBytes) bytes long" }
     }
 
+    public struct InvalidKeySet: Error, CustomStringConvertible {
+        public let description: String
+    }
+
     /// HS384 and HS512 are offered only when the secret is at least as long as their digest (48 and 64 bytes).
-    public static func make(secret: String) async throws -> TokenVerifier {
+    /// `jwks` is a JSON Web Key Set (`{"keys":[…]}`) of public keys, each with a `kid`.
+    public static func make(secret: String, jwks: String? = nil, requiredClaims: JSONObject = [:]) async throws -> TokenVerifier {
         guard secret.utf8.count >= minimumSecretBytes else { throw WeakSecret() }
         let keys = JWTKeyCollection()
         var algorithms: [String: any JWTAlgorithm] = [:]
@@ -25,10 +40,49 @@ public struct TokenVerifier: Sendable {
             await keys.add(hmac: HMACKey(from: secret), digestAlgorithm: digest, kid: kid)
             algorithms[name] = try await keys.getKey(for: kid)
         }
-        return TokenVerifier(algorithms: algorithms)
+        var keysByID: [String: PublicKey] = [:]
+        if let jwks {
+            keysByID = try await publicKeys(jwks)
+        }
+        return TokenVerifier(algorithms: algorithms, keysByID: keysByID, requiredClaims: requiredClaims)
     }
 
-    /// Checks signature, `exp` and the presence of `role` and `exp`. `now` is seconds since the epoch.
+    private static func publicKeys(_ jwks: String) async throws -> [String: PublicKey] {
+        guard case .array(let entries)? = (try? JSONValue.parse(Array(jwks.utf8)))?["keys"] else {
+            throw InvalidKeySet(description: "the JWKS is not a JSON object with a \"keys\" array")
+        }
+        var keysByID: [String: PublicKey] = [:]
+        for entry in entries {
+            guard case .string(let kid)? = entry["kid"] else { throw InvalidKeySet(description: "a JWKS key has no \"kid\"") }
+            guard let algorithm = entry["alg"]?.stringValue ?? defaultAlgorithm(entry) else {
+                throw InvalidKeySet(description: "JWKS key \"\(kid)\": unsupported key type")
+            }
+            do {
+                let collection = JWTKeyCollection()
+                try await collection.add(jwksJSON: JSONValue.object(["keys": [entry]]).jsonString)
+                let verifier = try await collection.getKey(for: JWKIdentifier(string: kid), alg: algorithm)
+                keysByID[kid] = PublicKey(algorithm: algorithm, verifier: verifier)
+            } catch {
+                throw InvalidKeySet(description: "JWKS key \"\(kid)\": \(error)")
+            }
+        }
+        return keysByID
+    }
+
+    /// The algorithm a JWK without `alg` is used with.
+    private static func defaultAlgorithm(_ key: JSONValue) -> String? {
+        switch (key["kty"]?.stringValue, key["crv"]?.stringValue) {
+        case ("RSA", _): "RS256"
+        case ("EC", "P-256"): "ES256"
+        case ("EC", "P-384"): "ES384"
+        case ("EC", "P-521"): "ES512"
+        case ("OKP", "Ed25519"): "EdDSA"
+        default: nil
+        }
+    }
+
+    /// Checks signature, `exp`, the presence of `role` and `exp`, and the required claims. `now` is seconds since the
+    /// epoch.
     public func verify(_ rawToken: String, now: Int64) -> TokenCheck {
         let malformed = TokenCheck.invalid(code: "MalformedJWT", message: "The token provided is not a valid JWT")
         // Upstream strips whitespace and URL-decoding artefacts before verifying.
@@ -41,17 +95,35 @@ public struct TokenVerifier: Sendable {
             case .object(let header)? = try? JSONValue.parse(headerBytes),
             case .object(let claims)? = try? JSONValue.parse(payloadBytes)
         else { return malformed }
-        guard case .string(let alg)? = header["alg"], let algorithm = algorithms[alg] else {
-            return .invalid(
-                code: "JwtSignerError",
-                message: "Failed to generate JWT signer, check your JWT secret or JWKS configuration"
-            )
+        let signer = Self.signerError(kid: header["kid"]?.stringValue)
+        guard case .string(let alg)? = header["alg"] else { return signer }
+        let algorithm: any JWTAlgorithm
+        if alg.hasPrefix("HS") {
+            guard let secretAlgorithm = algorithms[alg] else { return signer }
+            algorithm = secretAlgorithm
+        } else {
+            // Asymmetric tokens only through the JWKS, by kid and with the key's own algorithm (never `none`).
+            guard case .string(let kid)? = header["kid"], let key = keysByID[kid], key.algorithm == alg else { return signer }
+            algorithm = key.verifier
         }
         let signingInput = Array(token.utf8.prefix(parts[0].utf8.count + 1 + parts[1].utf8.count))
         guard (try? algorithm.verify(signature, signs: signingInput)) == true else {
             return .invalid(code: "JwtSignatureError", message: "Failed to validate JWT signature")
         }
+        for required in requiredClaims.members where claims[required.key] != required.value {
+            return .invalid(code: "InvalidJWTToken", message: "Invalid value for JWT claim \"\(required.key)\"")
+        }
         return Self.checkClaims(claims, now: now)
+    }
+
+    private static func signerError(kid: String?) -> TokenCheck {
+        guard let kid else {
+            return .invalid(code: "JwtSignerError", message: "Failed to generate JWT signer, check your JWT secret or JWKS configuration")
+        }
+        return .invalid(
+            code: "JwtSignerError",
+            message: "Failed to generate JWT signer for key ID (kid) \(JSONValue.string(kid).jsonString), check your JWT secret or JWKS configuration"
+        )
     }
 
     /// A token verified earlier, checked again at `now`: only its expiry can have changed.

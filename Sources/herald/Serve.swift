@@ -1,3 +1,4 @@
+import Foundation
 import ArgumentParser
 import HeraldCore
 import HeraldServer
@@ -19,6 +20,12 @@ struct Serve: AsyncParsableCommand {
     @Option(name: .long, help: "HS256 secret that signs client tokens (env: HERALD_JWT_SECRET, JWT_SECRET).")
     var jwtSecret: String?
 
+    @Option(name: .long, help: "Public keys for RS/ES/EdDSA tokens: a JWKS file, or the JWKS JSON itself (env: HERALD_JWKS, JWKS).")
+    var jwks: String?
+
+    @Option(name: .long, help: "Claims every token must carry, as JSON, e.g. '{\"iss\":\"my-auth\"}' (env: HERALD_JWT_CLAIM_VALIDATORS, JWT_CLAIM_VALIDATORS).")
+    var jwtClaimValidators: String?
+
     @Option(name: .long, help: "Largest broadcast or presence payload, in KB (default 3000).")
     var maxPayloadKb: Int = 3000
 
@@ -33,6 +40,8 @@ struct Serve: AsyncParsableCommand {
         guard maxPayloadKb > 0 else { throw CommandFailure("--max-payload-kb must be positive") }
         configuration.sessionLimits.maxPayloadBytes = maxPayloadKb * 1000
         configuration.changeSource = try changeSource.resolved()
+        configuration.jwks = try Self.jwks(jwks ?? Environment.value("JWKS"))
+        configuration.requiredClaims = try Self.requiredClaims(jwtClaimValidators ?? Environment.value("JWT_CLAIM_VALIDATORS"))
         let url = "ws://\(configuration.host):"
         try await Self.failingCleanly {
             try await HeraldServer.run(configuration, logger: logger) { port in
@@ -46,6 +55,22 @@ struct Serve: AsyncParsableCommand {
         guard let text = Environment.value("PORT") else { return 4000 }
         guard let port = Int(text), (0...65535).contains(port) else { throw CommandFailure("PORT must be a port number, got '\(text)'") }
         return port
+    }
+
+    /// Inline JSON (starting with `{`) or the path of a file holding it.
+    static func jwks(_ given: String?) throws -> String? {
+        guard let given, !given.isEmpty else { return nil }
+        if given.hasPrefix("{") { return given }
+        guard let text = try? String(contentsOfFile: given, encoding: .utf8) else { throw CommandFailure("cannot read the JWKS file \(given)") }
+        return text
+    }
+
+    static func requiredClaims(_ given: String?) throws -> JSONObject {
+        guard let given, !given.isEmpty else { return [:] }
+        guard case .object(let claims)? = try? JSONValue.parse(Array(given.utf8)) else {
+            throw CommandFailure("JWT claim validators must be a JSON object, got '\(given)'")
+        }
+        return claims
     }
 
     static func secret(_ given: String?) throws -> String {
