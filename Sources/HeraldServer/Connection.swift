@@ -54,9 +54,10 @@ final class Connection: Sendable {
         channel.writeAndFlush(WebSocketFrame(fin: true, opcode: .pong, data: data), promise: nil)
     }
 
-    /// Sends a close frame and then closes the TCP connection. Only the first call has an effect.
-    func close(_ code: WebSocketErrorCode, reason: String = "") {
-        guard !closing.exchange(true, ordering: .relaxed) else { return }
+    /// Sends a close frame and then closes the TCP connection. Only the first call has an effect (and returns true).
+    @discardableResult
+    func close(_ code: WebSocketErrorCode, reason: String = "") -> Bool {
+        guard !closing.exchange(true, ordering: .relaxed) else { return false }
         var data = channel.allocator.buffer(capacity: 2 + reason.utf8.count)
         data.write(webSocketErrorCode: code)
         data.writeString(reason)
@@ -64,6 +65,7 @@ final class Connection: Sendable {
         channel.writeAndFlush(WebSocketFrame(fin: true, opcode: .connectionClose, data: data)).whenComplete { _ in
             channel.close(promise: nil)
         }
+        return true
     }
 
     /// Bytes written to the channel but not yet accepted by the kernel. A writable channel is below NIO's high

@@ -59,7 +59,8 @@ public enum HeraldServer {
         let database = PostgresClient(databaseURL: configuration.databaseURL, logger: logger)
         try await checkSchema(database)
         let catalog = TableCatalog(load: { try await TableCatalog.load(from: database) })
-        let hub = Hub(catalog: catalog, logger: logger)
+        let metrics = ServerMetrics()
+        let hub = Hub(catalog: catalog, logger: logger, metrics: metrics)
         let sockets = SocketHandler(
             hub: hub,
             verifier: verifier,
@@ -78,12 +79,13 @@ public enum HeraldServer {
                 responder: responder,
                 maxFrameSize: maxFrameSize,
                 verifier: verifier,
+                metrics: metrics,
                 roomForConnection: { hub.connectionCount < maxConnections }
             ) { socket, version, token, logger in
                 await sockets.serve(socket, version: version, token: token, logger: logger)
             }
         }
-        let replication = try await ChangeSources.replicationSource(
+        var replication = try await ChangeSources.replicationSource(
             configuration.changeSource,
             databaseURL: configuration.databaseURL,
             database: database,
@@ -91,9 +93,16 @@ public enum HeraldServer {
             catalog: catalog,
             logger: logger
         )
+        let health = HealthMonitor(changeSourceKind: replication == nil ? .trigger : .replication)
+        replication?.health = health
+        let lagSampler = replication.map { _ in
+            ReplicationLagSampler(database: database, slot: configuration.changeSource.slot, health: health, logger: logger)
+        }
+        ObservabilityRoutes.add(to: router, hub: hub, metrics: metrics, health: health)
         let feed = ChangeFeed(
             databaseURL: configuration.databaseURL,
             hub: hub,
+            health: health,
             catalog: catalog,
             maxBroadcastBytes: configuration.sessionLimits.maxPayloadBytes,
             deliversRowChanges: replication == nil,
@@ -116,6 +125,7 @@ public enum HeraldServer {
         let group = ServiceGroup(
             configuration: .init(
                 services: [.init(service: feed)] + (replication.map { [.init(service: $0)] } ?? [])
+                    + (lagSampler.map { [.init(service: $0)] } ?? [])
                     + [.init(service: retention), .init(service: app), .init(service: housekeeping)],
                 gracefulShutdownSignals: [.sigterm, .sigint],
                 logger: logger
@@ -144,7 +154,6 @@ public enum HeraldServer {
     }
 
     static func addRoutes(to router: Router<BasicRequestContext>, verifier: TokenVerifier, hub: Hub) {
-        router.get("/healthcheck") { _, _ in "ok" }
         // Plain HTTP requests to the socket paths get the same answers as refused upgrades.
         for path in Admission.socketPaths {
             router.get(RouterPath(path)) { request, _ -> Response in

@@ -42,10 +42,12 @@ final class Hub: Sendable {
     private let shuttingDown = Atomic<Bool>(false)
     private let catalog: TableCatalog
     private let logger: Logger
+    let metrics: ServerMetrics
 
-    init(catalog: TableCatalog, logger: Logger) {
+    init(catalog: TableCatalog, logger: Logger, metrics: ServerMetrics = ServerMetrics()) {
         self.catalog = catalog
         self.logger = logger
+        self.metrics = metrics
     }
 
     func makeID() -> UInt64 { nextID.add(1, ordering: .relaxed).oldValue }
@@ -117,8 +119,8 @@ final class Hub: Sendable {
     private func subscribe(_ join: ChannelJoin) async -> PhoenixMessage? {
         guard !join.bindings.isEmpty else { return nil }
         let outcome = await catalog.resolve(join.bindings)
-        let stillJoined: Bool = state.withLock { state in
-            guard state.members[join.subscriber] != nil else { return false }
+        let connectionID: UInt64? = state.withLock { state in
+            guard let member = state.members[join.subscriber] else { return nil }
             switch outcome {
             case .success(let bindings):
                 state.index.insert(join.subscriber, bindings: bindings)
@@ -127,14 +129,17 @@ final class Hub: Sendable {
                 state.index.remove(join.subscriber)
                 state.members[join.subscriber]?.subscribed = false
             }
-            return true
+            return member.connection.id
         }
-        guard stillJoined else { return nil }
+        guard let connectionID else { return nil }
         switch outcome {
         case .success:
             return SocketSession.system(join, extension: "postgres_changes", status: "ok", message: "Subscribed to PostgreSQL")
         case .failure(let error):
-            logger.info("postgres_changes subscription refused", metadata: ["topic": "\(join.topic)", "reason": "\(error.message)"])
+            logger.info(
+                "postgres_changes subscription refused",
+                metadata: ["connection": "\(connectionID)", "topic": "\(join.topic)", "reason": "\(error.message)"]
+            )
             return SocketSession.system(join, extension: "postgres_changes", status: "error", message: error.message)
         }
     }
@@ -144,6 +149,7 @@ final class Hub: Sendable {
     /// Delivers one change to every matching channel: the `data` object is encoded once, each distinct
     /// (serializer, topic, ids) frame once, and the same bytes are written to every socket that gets them.
     func dispatch(_ change: Change) {
+        metrics.changeReceived()
         struct Target {
             let connection: Connection
             let topic: String
@@ -155,6 +161,7 @@ final class Hub: Sendable {
             }
         }
         guard !targets.isEmpty else { return }
+        metrics.delivered(.postgresChanges, count: targets.count)
         let data = JSONValue.object(ChangeEvent.data(change)).jsonBytes
         struct FrameKey: Hashable {
             let version: SerializerVersion
@@ -207,6 +214,7 @@ final class Hub: Sendable {
             }
         }
         guard !recipients.isEmpty else { return }
+        metrics.delivered(.broadcast, count: recipients.count)
         deliver(Delivery(recipients: recipients, frames: FrameSet(broadcast: message)))
     }
 
@@ -254,7 +262,10 @@ final class Hub: Sendable {
             state.presenceDirty.removeAll(keepingCapacity: true)
             return dirty.compactMap { Self.flushPresence($0, in: &state) }
         }
-        for delivery in deliveries { deliver(delivery) }
+        for delivery in deliveries {
+            metrics.delivered(.presence, count: delivery.recipients.count)
+            deliver(delivery)
+        }
     }
 
     private static func flushPresence(_ topic: TopicKey, in state: inout State) -> Delivery? {
@@ -287,21 +298,27 @@ final class Hub: Sendable {
     func sweep(now: Int64, idleMilliseconds: Int64, maxBufferedBytes: Int) async {
         closeExpiredChannels(nowSeconds: now / 1000)
         let connections = state.withLock { Array($0.connections.values) }
+        var queuedBytes = 0
         for connection in connections {
             if now - connection.lastInboundMilliseconds > idleMilliseconds {
-                logger.debug("closing idle socket", metadata: ["connection": "\(connection.id)"])
-                connection.close(.normalClosure, reason: "idle timeout")
+                // A socket already closing may linger for a sweep or two: count and log it once.
+                if connection.close(.normalClosure, reason: "idle timeout") {
+                    logger.debug("closing idle socket", metadata: ["connection": "\(connection.id)"])
+                    metrics.socketClosed(.idleTimeout)
+                }
                 continue
             }
             let buffered = await connection.bufferedBytes()
-            if buffered > maxBufferedBytes {
+            queuedBytes += buffered
+            if buffered > maxBufferedBytes, connection.close(.policyViolation, reason: "slow consumer: outbound queue full") {
                 logger.warning(
                     "closing slow consumer",
                     metadata: ["connection": "\(connection.id)", "buffered_bytes": "\(buffered)"]
                 )
-                connection.close(.policyViolation, reason: "slow consumer: outbound queue full")
+                metrics.socketClosed(.slowConsumer)
             }
         }
+        metrics.sampledOutboundQueue(bytes: queuedBytes)
     }
 
     /// Channels whose token has expired get upstream's `system` error and `phx_close`, and leave the hub.
@@ -311,7 +328,9 @@ final class Hub: Sendable {
             for member in expired { Self.remove(member.join.subscriber, from: &state) }
             return expired
         }
+        metrics.channelsClosed(.tokenExpired, count: expired.count)
         for member in expired {
+            logger.debug("closing channel: token expired", metadata: ["connection": "\(member.connection.id)", "topic": "\(member.join.topic)"])
             let seconds = nowSeconds - member.join.claims.expiresAt
             member.connection.send(SocketSession.system(member.join, extension: "system", status: "error", message: "Token has expired \(seconds) seconds ago"))
             member.connection.send(SocketSession.close(member.join))
@@ -326,6 +345,8 @@ final class Hub: Sendable {
     }
 
     var connectionCount: Int { connections.load(ordering: .relaxed) }
+
+    var joinedChannelCount: Int { state.withLock { $0.members.count } }
 }
 
 /// One fan-out message, encoded lazily once per serializer version and shared by every recipient.

@@ -17,6 +17,7 @@ struct SocketHandler: Sendable {
         var logger = logger
         logger[metadataKey: "connection"] = "\(connection.id)"
         hub.register(connection)
+        logger.debug("socket opened", metadata: ["vsn": "\(version)"])
         var session = SocketSession(version: version, limits: limits)
         do {
             try await socket.executeThenClose { inbound, _ in
@@ -37,9 +38,11 @@ struct SocketHandler: Sendable {
                             continue
                         case .tooLarge:
                             logger.info("closing socket: inbound message over the size limit")
+                            hub.metrics.socketClosed(.tooLarge)
                             connection.close(.messageTooLarge)
                             return
                         case .protocolError:
+                            hub.metrics.socketClosed(.protocolError)
                             connection.close(.protocolError)
                             return
                         case .message(let binary, let bytes):
@@ -55,6 +58,7 @@ struct SocketHandler: Sendable {
         }
         for action in session.close() { await perform(action, connection: connection) }
         hub.unregister(connection)
+        logger.debug("socket closed")
     }
 
     private func handle(_ bytes: ByteBuffer, binary: Bool, session: inout SocketSession, connection: Connection, logger: Logger) async {
@@ -64,6 +68,7 @@ struct SocketHandler: Sendable {
                 guard session.version == .v2 else { throw FrameDecodingError("binary frames need vsn 2.0.0") }
                 switch try BinaryFrame(decoding: bytes, sentBy: .client) {
                 case .userBroadcastPush(_, let ref, let topic, let event, _, let encoding, let payload):
+                    hub.metrics.received(event: "broadcast")
                     let actions = session.handleUserBroadcast(topic: topic, ref: ref, event: event, encoding: encoding, payload: Array(payload.readableBytesView))
                     for action in actions { await perform(action, connection: connection) }
                     return
@@ -77,8 +82,10 @@ struct SocketHandler: Sendable {
             }
         } catch {
             logger.info("dropped a malformed message", metadata: ["reason": "\(error)"])
+            hub.metrics.dropped(.malformed)
             return
         }
+        hub.metrics.received(event: message.event)
         let check = session.tokenToVerify(for: message, connectionToken: connection.token).map {
             verifier.verify($0, now: WallClock.seconds())
         }

@@ -26,6 +26,7 @@ struct WebSocketUpgradeChannel: ServerChildChannel, HTTPChannelHandler {
     let responder: HTTPChannelHandler.Responder
     let maxFrameSize: Int
     let verifier: TokenVerifier
+    let metrics: ServerMetrics
     /// Whether one more socket may connect (`maxConnections`).
     let roomForConnection: @Sendable () -> Bool
     let serveWebSocket: @Sendable (NIOAsyncChannel<WebSocketFrame, WebSocketFrame>, SerializerVersion, String, Logger) async -> Void
@@ -92,6 +93,7 @@ struct WebSocketUpgradeChannel: ServerChildChannel, HTTPChannelHandler {
             case .http(let http):
                 await handleHTTP(asyncChannel: http, logger: logger)
             case .refused(let http, let status, let error):
+                metrics.socketRefused(status: status)
                 try await Self.writeRefusal(http, status: status, error: error)
             case .websocket(let socket, let version, let token):
                 await serveWebSocket(socket, version, token, logger)
