@@ -18,6 +18,8 @@ struct ChangeFeed: Service, CustomStringConvertible {
 
     let databaseURL: String
     let hub: Hub
+    /// Told when the LISTEN connection is up or down.
+    let health: HealthMonitor
     let catalog: TableCatalog
     /// Database broadcasts with a bigger payload are dropped, like those sent by clients.
     let maxBroadcastBytes: Int
@@ -39,6 +41,7 @@ struct ChangeFeed: Service, CustomStringConvertible {
             switch event {
             case .listening(let reconnected):
                 readiness.settle()
+                health.listener(.streaming)
                 logger.info("listening for changes", metadata: ["reconnected": "\(reconnected)"])
                 if reconnected {
                     catalog.invalidate()
@@ -46,6 +49,7 @@ struct ChangeFeed: Service, CustomStringConvertible {
                 }
             case .connectionLost(let reason):
                 readiness.settle()
+                health.listener(.reconnecting)
                 logger.warning("change feed connection lost, reconnecting", metadata: ["reason": "\(reason)"])
             case .notification(let channel, let payload) where channel == Self.catalogChannel:
                 logger.info("change capture changed", metadata: ["table": "\(payload)"])
@@ -72,6 +76,7 @@ struct ChangeFeed: Service, CustomStringConvertible {
 
     private func deliver(_ broadcast: DatabaseBroadcast) {
         guard broadcast.payload.count <= maxBroadcastBytes else {
+            hub.metrics.dropped(.tooLarge)
             logger.warning(
                 "dropped a database broadcast over the payload size limit",
                 metadata: ["topic": "\(broadcast.topic)", "event": "\(broadcast.event)", "id": "\(broadcast.id)", "bytes": "\(broadcast.payload.count)"]

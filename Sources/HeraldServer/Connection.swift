@@ -74,9 +74,10 @@ final class Connection: Sendable {
     }
 
     /// Sends a close frame and then closes the TCP connection, at the latest after `closeGrace` (a peer that stopped
-    /// reading never takes the frame). Only the first call has an effect.
-    func close(_ code: WebSocketErrorCode, reason: String = "") {
-        guard !closing.exchange(true, ordering: .relaxed) else { return }
+    /// reading never takes the frame). Only the first call has an effect (and returns true).
+    @discardableResult
+    func close(_ code: WebSocketErrorCode, reason: String = "") -> Bool {
+        guard !closing.exchange(true, ordering: .relaxed) else { return false }
         let frame = WebSocketFraming.close(code, reason: reason)
         let channel = self.channel
         let rawWriter = self.rawWriter
@@ -87,9 +88,15 @@ final class Connection: Sendable {
                 channel.close(promise: nil)
             }
         }
+        return true
     }
 
     static let closeGrace = TimeAmount.seconds(2)
+
+    /// Bytes queued for the socket and not yet taken by the kernel; on the channel's event loop.
+    func bufferedBytesOnLoop() -> Int {
+        (try? channel.syncOptions?.getOption(ChannelOptions.bufferedWritableBytes)) ?? 0
+    }
 
     /// Closes the TCP connection without a close frame (the peer is gone or broke the protocol).
     func abort() {

@@ -70,7 +70,8 @@ public enum HeraldServer {
             load: { try await TableCatalog.load(from: database) },
             canAssumeRole: { try await TableCatalog.canAssumeRole($0, in: database) }
         )
-        let hub = Hub(catalog: catalog, logger: logger)
+        let metrics = ServerMetrics()
+        let hub = Hub(catalog: catalog, logger: logger, metrics: metrics)
         let authorizer = ChangeAuthorizer(databaseURL: configuration.databaseURL, logger: logger)
         defer { authorizer.close() }
         let dispatcher = ChangeDispatcher(hub: hub, authorizer: authorizer, logger: logger)
@@ -98,7 +99,7 @@ public enum HeraldServer {
                 roomForConnection: { hub.connectionCount < maxConnections }
             )
         }
-        let replication = try await ChangeSources.replicationSource(
+        var replication = try await ChangeSources.replicationSource(
             configuration.changeSource,
             databaseURL: configuration.databaseURL,
             database: database,
@@ -106,9 +107,16 @@ public enum HeraldServer {
             catalog: catalog,
             logger: logger
         )
+        let health = HealthMonitor(changeSourceKind: replication == nil ? .trigger : .replication)
+        replication?.health = health
+        let lagSampler = replication.map { _ in
+            ReplicationLagSampler(database: database, slot: configuration.changeSource.slot, health: health, logger: logger)
+        }
+        ObservabilityRoutes.add(to: router, hub: hub, metrics: metrics, health: health)
         let feed = ChangeFeed(
             databaseURL: configuration.databaseURL,
             hub: hub,
+            health: health,
             catalog: catalog,
             maxBroadcastBytes: configuration.sessionLimits.maxPayloadBytes,
             deliversRowChanges: replication == nil,
@@ -133,6 +141,7 @@ public enum HeraldServer {
         let group = ServiceGroup(
             configuration: .init(
                 services: [.init(service: dispatcher), .init(service: feed)] + (replication.map { [.init(service: $0)] } ?? [])
+                    + (lagSampler.map { [.init(service: $0)] } ?? [])
                     + [.init(service: retention), .init(service: app), .init(service: housekeeping)],
                 gracefulShutdownSignals: [.sigterm, .sigint],
                 logger: logger
@@ -167,7 +176,6 @@ public enum HeraldServer {
     }
 
     static func addRoutes(to router: Router<BasicRequestContext>, verifier: TokenVerifier, hub: Hub) {
-        router.get("/healthcheck") { _, _ in "ok" }
         // Plain HTTP requests to the socket paths get the same answers as refused upgrades.
         for path in Admission.socketPaths {
             router.get(RouterPath(path)) { request, _ -> Response in
@@ -215,7 +223,7 @@ struct Housekeeping: Service, CustomStringConvertible {
                 group.addTask { await every(configuration.presenceBatchInterval) { hub.flushPresence() } }
                 group.addTask {
                     await every(.seconds(1)) {
-                        hub.sweep(now: WallClock.milliseconds(), idleMilliseconds: configuration.idleTimeoutMilliseconds)
+                        await hub.sweep(now: WallClock.milliseconds(), idleMilliseconds: configuration.idleTimeoutMilliseconds)
                     }
                 }
             }

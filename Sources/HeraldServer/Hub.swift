@@ -63,10 +63,12 @@ final class Hub: Sendable {
     private let logger: Logger
     /// Changes from the change source, delivered by `ChangeDispatcher`.
     let changes = ChangeQueue()
+    let metrics: ServerMetrics
 
-    init(catalog: TableCatalog, logger: Logger) {
+    init(catalog: TableCatalog, logger: Logger, metrics: ServerMetrics = ServerMetrics()) {
         self.catalog = catalog
         self.logger = logger
+        self.metrics = metrics
     }
 
     func makeID() -> UInt64 { nextID.add(1, ordering: .relaxed).oldValue }
@@ -133,7 +135,10 @@ final class Hub: Sendable {
         }
         guard let outcome else { return }
         if let refusal = outcome.refusal {
-            logger.info("postgres_changes subscription refused", metadata: ["topic": "\(join.topic)", "reason": "\(refusal.message)"])
+            logger.info(
+                "postgres_changes subscription refused",
+                metadata: ["connection": "\(connection.id)", "topic": "\(join.topic)", "reason": "\(refusal.message)"]
+            )
         }
         if onLoop { connection.send(outcome.messages) }
     }
@@ -164,8 +169,8 @@ final class Hub: Sendable {
 
     /// Re-indexes a channel's bindings after a token refresh; returns the new `system` message.
     func resubscribe(_ subscriber: SubscriberID, resolution: BindingResolution) -> PhoenixMessage? {
-        let join: ChannelJoin? = state.withLock { state in
-            guard let join = state.members[subscriber]?.join else { return nil }
+        let member: Member? = state.withLock { state in
+            guard state.members[subscriber] != nil else { return nil }
             switch resolution {
             case .success(let bindings):
                 state.index.insert(subscriber, bindings: bindings)
@@ -174,14 +179,18 @@ final class Hub: Sendable {
                 state.index.remove(subscriber)
                 state.members[subscriber]?.subscribed = false
             }
-            return join
+            return state.members[subscriber]
         }
-        guard let join else { return nil }
+        guard let member else { return nil }
+        let join = member.join
         switch resolution {
         case .success:
             return SocketSession.system(join, extension: "postgres_changes", status: "ok", message: "Subscribed to PostgreSQL")
         case .failure(let error):
-            logger.info("postgres_changes subscription refused", metadata: ["topic": "\(join.topic)", "reason": "\(error.message)"])
+            logger.info(
+                "postgres_changes subscription refused",
+                metadata: ["connection": "\(member.connection.id)", "topic": "\(join.topic)", "reason": "\(error.message)"]
+            )
             return SocketSession.system(join, extension: "postgres_changes", status: "error", message: error.message)
         }
     }
@@ -190,6 +199,7 @@ final class Hub: Sendable {
 
     /// Queues a committed change for delivery (`ChangeDispatcher`), in commit order.
     func dispatch(_ change: Change) {
+        metrics.changeReceived()
         changes.submit(.change(change))
     }
 
@@ -213,6 +223,7 @@ final class Hub: Sendable {
     /// distinct (serializer, topic, ids, role) frame once, and the same bytes go to every socket that gets them.
     func deliver(_ change: AuthorizedChange, to targets: [ChangeTarget]) {
         guard !targets.isEmpty else { return }
+        metrics.delivered(.postgresChanges, count: targets.count)
         struct FrameKey: Hashable {
             let version: SerializerVersion
             let topic: String
@@ -275,6 +286,7 @@ final class Hub: Sendable {
             }
         }
         guard !recipients.isEmpty else { return }
+        metrics.delivered(.broadcast, count: recipients.count)
         deliver(Delivery(recipients: recipients, frames: FrameSet(broadcast: message)))
     }
 
@@ -322,7 +334,10 @@ final class Hub: Sendable {
             state.presenceDirty.removeAll(keepingCapacity: true)
             return dirty.compactMap { Self.flushPresence($0, in: &state) }
         }
-        for delivery in deliveries { deliver(delivery) }
+        for delivery in deliveries {
+            metrics.delivered(.presence, count: delivery.recipients.count)
+            deliver(delivery)
+        }
     }
 
     private static func flushPresence(_ topic: TopicKey, in state: inout State) -> Delivery? {
@@ -350,16 +365,31 @@ final class Hub: Sendable {
 
     // MARK: Housekeeping
 
-    /// Closes sockets that sent nothing for `idleMilliseconds` and channels whose token expired. Runs from one shared
-    /// sweep, not a timer per socket; it reads one atomic per socket. (Slow consumers are closed by their own
-    /// socket's handler the moment their backlog passes the high water mark.)
-    func sweep(now: Int64, idleMilliseconds: Int64) {
+    /// Closes sockets that sent nothing for `idleMilliseconds` and channels whose token expired, and samples the
+    /// outbound queues. Runs from one shared sweep, not a timer per socket: one atomic read per socket, one task per
+    /// event loop. (Slow consumers are closed by their own socket's handler the moment their backlog passes the high
+    /// water mark.)
+    func sweep(now: Int64, idleMilliseconds: Int64) async {
         closeExpiredChannels(nowSeconds: now / 1000)
         let connections = state.withLock { Array($0.connections.values) }
-        for connection in connections where now - connection.lastInboundMilliseconds > idleMilliseconds {
-            logger.debug("closing idle socket", metadata: ["connection": "\(connection.id)"])
-            connection.close(.normalClosure, reason: "idle timeout")
+        var byLoop: [ObjectIdentifier: (loop: any EventLoop, connections: [Connection])] = [:]
+        for connection in connections {
+            if now - connection.lastInboundMilliseconds > idleMilliseconds {
+                // A socket already closing may linger for a sweep or two: count and log it once.
+                if connection.close(.normalClosure, reason: "idle timeout") {
+                    logger.debug("closing idle socket", metadata: ["connection": "\(connection.id)"])
+                    metrics.socketClosed(.idleTimeout)
+                }
+                continue
+            }
+            byLoop[ObjectIdentifier(connection.eventLoop), default: (connection.eventLoop, [])].connections.append(connection)
         }
+        var queuedBytes = 0
+        for (_, group) in byLoop {
+            let members = group.connections
+            queuedBytes += (try? await group.loop.submit { members.reduce(0) { $0 + $1.bufferedBytesOnLoop() } }.get()) ?? 0
+        }
+        metrics.sampledOutboundQueue(bytes: queuedBytes)
     }
 
     /// Channels whose token has expired get upstream's `system` error and `phx_close`, and leave the hub.
@@ -369,7 +399,9 @@ final class Hub: Sendable {
             for member in expired { Self.remove(member.join.subscriber, from: &state) }
             return expired
         }
+        metrics.channelsClosed(.tokenExpired, count: expired.count)
         for member in expired {
+            logger.debug("closing channel: token expired", metadata: ["connection": "\(member.connection.id)", "topic": "\(member.join.topic)"])
             let seconds = nowSeconds - member.join.claims.expiresAt
             member.connection.send(SocketSession.system(member.join, extension: "system", status: "error", message: "Token has expired \(seconds) seconds ago"))
             member.connection.send(SocketSession.close(member.join))
@@ -384,6 +416,8 @@ final class Hub: Sendable {
     }
 
     var connectionCount: Int { connections.load(ordering: .relaxed) }
+
+    var joinedChannelCount: Int { state.withLock { $0.members.count } }
 }
 
 /// One fan-out message, encoded and framed lazily once per serializer version and shared by every recipient.

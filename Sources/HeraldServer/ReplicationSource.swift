@@ -110,6 +110,8 @@ struct ReplicationSource: Service, CustomStringConvertible {
     let sink: any ChangeSink
     let catalog: TableCatalog
     let logger: Logger
+    /// Told the stream's state and each transaction's commit time (the server sets it; tests may leave it nil).
+    var health: HealthMonitor?
 
     func run() async throws {
         let (catalogChanges, catalogChanged) = AsyncStream.makeStream(of: Void.self, bufferingPolicy: .bufferingNewest(1))
@@ -162,10 +164,13 @@ struct ReplicationSource: Service, CustomStringConvertible {
         case .commit(let commit):
             // Dispatching only queues frames on the sockets: the transaction is handled.
             stream.acknowledge(commit.endLSN)
+            health?.replicated(commitTimestamp: commit.commitTimestamp, now: WallClock.microseconds())
         case .streaming(let reconnected, let slotRecreated):
+            health?.replication(.streaming)
             if reconnected { catalog.invalidate() }
             if slotRecreated { sink.reportGap(Self.lostSlotMessage) }
         case .connectionLost(let reason):
+            health?.replication(.reconnecting)
             logger.warning("replication connection lost, reconnecting", metadata: ["reason": "\(reason)"])
         case .truncate(let tables):
             // Like upstream (and the trigger source), TRUNCATE produces no postgres_changes event.

@@ -43,6 +43,7 @@ final class SocketSessionHandler: ChannelInboundHandler {
 
     func handlerAdded(context: ChannelHandlerContext) {
         services.hub.register(connection)
+        logger.debug("socket opened", metadata: ["vsn": "\(connection.version)"])
     }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
@@ -61,9 +62,11 @@ final class SocketSessionHandler: ChannelInboundHandler {
                 break
             case .tooLarge:
                 logger.info("closing socket: inbound message over the size limit")
+                services.hub.metrics.socketClosed(.tooLarge)
                 connection.close(.messageTooLarge)
             case .protocolError:
                 logger.info("closing socket: fragmented message out of order")
+                services.hub.metrics.socketClosed(.protocolError)
                 connection.close(.protocolError)
             case .message(let binary, let bytes):
                 if suspended {
@@ -81,6 +84,7 @@ final class SocketSessionHandler: ChannelInboundHandler {
     func channelWritabilityChanged(context: ChannelHandlerContext) {
         guard !context.channel.isWritable, !connection.isClosing else { return }
         logger.warning("closing slow consumer: outbound queue full")
+        services.hub.metrics.socketClosed(.slowConsumer)
         connection.close(.policyViolation, reason: "slow consumer: outbound queue full")
         context.fireChannelWritabilityChanged()
     }
@@ -88,6 +92,7 @@ final class SocketSessionHandler: ChannelInboundHandler {
     func errorCaught(context: ChannelHandlerContext, error: any Error) {
         if let error = error as? NIOWebSocketError {
             logger.info("closing socket: invalid WebSocket frame", metadata: ["reason": "\(error)"])
+            services.hub.metrics.socketClosed(error == .invalidFrameLength ? .tooLarge : .protocolError)
             connection.close(error == .invalidFrameLength ? .messageTooLarge : .protocolError)
         } else {
             logger.debug("socket error", metadata: ["error": "\(error)"])
@@ -105,6 +110,7 @@ final class SocketSessionHandler: ChannelInboundHandler {
         waiting.removeAll()
         run(session.close()[...], context: context)
         services.hub.unregister(connection)
+        logger.debug("socket closed")
         context.fireChannelInactive()
     }
 
@@ -117,6 +123,7 @@ final class SocketSessionHandler: ChannelInboundHandler {
                 guard session.version == .v2 else { throw FrameDecodingError("binary frames need vsn 2.0.0") }
                 switch try BinaryFrame(decoding: bytes, sentBy: .client) {
                 case .userBroadcastPush(_, let ref, let topic, let event, _, let encoding, let payload):
+                    services.hub.metrics.received(event: "broadcast")
                     let actions = session.handleUserBroadcast(topic: topic, ref: ref, event: event, encoding: encoding, payload: Array(payload.readableBytesView))
                     run(actions[...], context: context)
                     return
@@ -130,8 +137,10 @@ final class SocketSessionHandler: ChannelInboundHandler {
             }
         } catch {
             logger.info("dropped a malformed message", metadata: ["reason": "\(error)"])
+            services.hub.metrics.dropped(.malformed)
             return
         }
+        services.hub.metrics.received(event: message.event)
         let now = WallClock.seconds()
         let check = session.tokenToVerify(for: message, connectionToken: connection.token).map { token in
             // The socket's own token was verified at the upgrade.

@@ -113,6 +113,7 @@ struct WebSocketUpgradeChannel: ServerChildChannel, HTTPChannelHandler {
             case .http(let http):
                 await handleHTTP(asyncChannel: http, logger: logger)
             case .refused(let http, let status, let error):
+                sockets.hub.metrics.socketRefused(status: status)
                 try await Self.writeRefusal(http, status: status, error: error)
             case .websocket:
                 return
