@@ -78,6 +78,7 @@ public enum HeraldServer {
         let sockets = SocketServices(
             hub: hub,
             verifier: verifier,
+            policies: ChannelPolicies(database: database, logger: logger),
             maxMessageBytes: configuration.maxMessageBytes,
             limits: configuration.sessionLimits,
             logger: logger

@@ -19,11 +19,14 @@ final class Hub: Sendable {
         var subscribed = false
         /// Whether the channel has been sent `presence_state` (at join, or on its first track).
         var presenceSynced = false
+        /// What the channel may do: everything on a public channel, what the policies allow on a private one.
+        var access: ChannelAccess
 
-        init(connection: Connection, join: ChannelJoin) {
+        init(connection: Connection, join: ChannelJoin, access: ChannelAccess) {
             self.connection = connection
             self.join = join
             self.group = ClaimGroup(join.claims)
+            self.access = access
         }
     }
 
@@ -101,12 +104,12 @@ final class Hub: Sendable {
     /// Registers a joined channel (and its resolved bindings) and sends the join reply, then the `system` message
     /// reporting the subscription and `presence_state` when presence is enabled. Off the socket's event loop these
     /// are queued to it while the lock is held, so no fan-out frame for the channel can reach the socket first.
-    func join(_ join: ChannelJoin, reply: PhoenixMessage, connection: Connection, resolution: BindingResolution?) {
+    func join(_ join: ChannelJoin, reply: PhoenixMessage, connection: Connection, resolution: BindingResolution?, access: ChannelAccess = .everything) {
         let onLoop = connection.eventLoop.inEventLoop
         let outcome: (messages: [PhoenixMessage], refusal: SubscriptionError?)? = state.withLock { state in
             // The socket closed while its tables were being resolved.
             guard state.connections[connection.id] != nil else { return nil }
-            var member = Member(connection: connection, join: join)
+            var member = Member(connection: connection, join: join, access: access)
             var messages = [reply]
             var refusal: SubscriptionError?
             switch resolution {
@@ -121,7 +124,7 @@ final class Hub: Sendable {
                 break
             }
             // The newcomer gets what the others have seen, then the pending diff with them: no flush per join.
-            if join.config.presenceEnabled {
+            if join.config.presenceEnabled && access.presenceRead {
                 member.presenceSynced = true
                 messages.append(Self.presenceState(for: join, in: state))
             }
@@ -163,6 +166,11 @@ final class Hub: Sendable {
     func updateClaims(_ subscriber: SubscriberID, claims: TokenClaims) -> [BindingRequest]? {
         state.withLock { state in
             state.members[subscriber]?.join.claims = claims
+            // On a private channel write permissions are asked again with the new claims.
+            if state.members[subscriber]?.join.config.isPrivate == true {
+                state.members[subscriber]?.access.broadcastWrite = nil
+                state.members[subscriber]?.access.presenceWrite = nil
+            }
             return state.members[subscriber]?.join.bindings
         }
     }
@@ -281,8 +289,8 @@ final class Hub: Sendable {
             if let sender = message.sender, state.members[sender] == nil { return [] }
             guard let subscribers = state.topics[message.topic] else { return [] }
             return subscribers.compactMap { id in
-                guard message.includeSender || id != message.sender else { return nil }
-                return state.members[id]?.connection
+                guard message.includeSender || id != message.sender, let member = state.members[id], member.access.broadcastRead else { return nil }
+                return member.connection
             }
         }
         guard !recipients.isEmpty else { return }
@@ -292,12 +300,35 @@ final class Hub: Sendable {
 
     // MARK: Presence
 
+    /// What a channel may do, with the topic and claims its policies are checked against; nil when it is gone.
+    func access(of subscriber: SubscriberID) -> (join: ChannelJoin, access: ChannelAccess)? {
+        state.withLock { state in state.members[subscriber].map { ($0.join, $0.access) } }
+    }
+
+    /// Remembers a write decision of the policies until the channel's token changes.
+    func rememberWrite(_ subscriber: SubscriberID, extension ext: ChannelAccess.Extension, allowed: Bool) {
+        state.withLock { state in
+            switch ext {
+            case .broadcast: state.members[subscriber]?.access.broadcastWrite = allowed
+            case .presence: state.members[subscriber]?.access.presenceWrite = allowed
+            }
+        }
+    }
+
+    /// A refreshed token that may no longer read: the new read permissions.
+    func updateReadAccess(_ subscriber: SubscriberID, broadcast: Bool, presence: Bool) {
+        state.withLock { state in
+            state.members[subscriber]?.access.broadcastRead = broadcast
+            state.members[subscriber]?.access.presenceRead = presence
+        }
+    }
+
     func track(_ subscriber: SubscriberID, payload: JSONObject) {
         let firstSync: (Connection, PhoenixMessage)? = state.withLock { state in
             guard let member = state.members[subscriber] else { return nil }
             let topic = member.join.topicKey
             var sync: (Connection, PhoenixMessage)?
-            if !member.presenceSynced {
+            if !member.presenceSynced && member.access.presenceRead {
                 // A track on a channel that did not enable presence at join: it gets the state now.
                 state.members[subscriber]?.presenceSynced = true
                 sync = (member.connection, Self.presenceState(for: member.join, in: state))
@@ -343,7 +374,9 @@ final class Hub: Sendable {
     private static func flushPresence(_ topic: TopicKey, in state: inout State) -> Delivery? {
         guard let diff = state.presence[topic]?.flushDiff() else { return nil }
         if state.presence[topic]?.isEmpty == true { state.presence[topic] = nil }
-        let recipients = (state.topics[topic] ?? []).compactMap { state.members[$0]?.connection }
+        let recipients = (state.topics[topic] ?? []).compactMap { id in
+            state.members[id].flatMap { $0.access.presenceRead ? $0.connection : nil }
+        }
         guard !recipients.isEmpty else { return nil }
         return Delivery(recipients: recipients, frames: FrameSet(topic: "realtime:" + topic.subTopic, event: "presence_diff", payload: diff.jsonBytes))
     }
@@ -418,6 +451,35 @@ final class Hub: Sendable {
     var connectionCount: Int { connections.load(ordering: .relaxed) }
 
     var joinedChannelCount: Int { state.withLock { $0.members.count } }
+}
+
+/// What a channel may do. Public channels may do everything; on a private channel the policies on realtime.messages
+/// decide at join (read) and on first use (write), reference section 4.4.
+struct ChannelAccess: Sendable {
+    enum Extension: String, Sendable {
+        case broadcast
+        case presence
+    }
+
+    var broadcastRead = true
+    var presenceRead = true
+    /// nil: not asked yet.
+    var broadcastWrite: Bool? = true
+    var presenceWrite: Bool? = true
+
+    static let everything = ChannelAccess()
+
+    /// A private channel, with what its token may read; writes are asked on first use.
+    static func `private`(broadcastRead: Bool, presenceRead: Bool) -> ChannelAccess {
+        ChannelAccess(broadcastRead: broadcastRead, presenceRead: presenceRead, broadcastWrite: nil, presenceWrite: nil)
+    }
+
+    func write(_ ext: Extension) -> Bool? {
+        switch ext {
+        case .broadcast: broadcastWrite
+        case .presence: presenceWrite
+        }
+    }
 }
 
 /// One fan-out message, encoded and framed lazily once per serializer version and shared by every recipient.

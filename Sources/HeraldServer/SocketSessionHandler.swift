@@ -8,6 +8,7 @@ import NIOWebSocket
 struct SocketServices: Sendable {
     let hub: Hub
     let verifier: TokenVerifier
+    let policies: ChannelPolicies
     let maxMessageBytes: Int
     let limits: SessionLimits
     let logger: Logger
@@ -152,6 +153,15 @@ final class SocketSessionHandler: ChannelInboundHandler {
         run(session.handle(message, token: check, newChannel: newChannel, now: .now)[...], context: context)
     }
 
+    /// What the session has to do after an action that waited for the database.
+    private enum Outcome: Sendable {
+        case done
+        /// The policies refused a private join.
+        case refuseJoin(ChannelJoin, reply: PhoenixMessage)
+        /// A refreshed token may no longer read the private channel.
+        case failChannel(topic: String, message: String)
+    }
+
     /// Performs actions in order; one that has to wait for the database suspends the socket's message handling
     /// until it is done, then the rest run.
     private func run(_ actions: ArraySlice<SessionAction>, context: ChannelHandlerContext) {
@@ -165,17 +175,25 @@ final class SocketSessionHandler: ChannelInboundHandler {
             let rest = actions
             let loop = context.eventLoop
             Task {
-                await wait()
-                loop.execute { handler.value.resume(rest, context: contextBox.value) }
+                let outcome = await wait()
+                loop.execute { handler.value.resume(outcome, then: rest, context: contextBox.value) }
             }
             return
         }
     }
 
-    private func resume(_ actions: ArraySlice<SessionAction>, context: ChannelHandlerContext) {
+    private func resume(_ outcome: Outcome, then actions: ArraySlice<SessionAction>, context: ChannelHandlerContext) {
         suspended = false
         guard active else { return }
-        run(actions, context: context)
+        switch outcome {
+        case .done:
+            break
+        case .refuseJoin(let channel, let reply):
+            run(session.refuse(channel, reply: reply, reason: SocketSession.unauthorizedRead(channel))[...], context: context)
+        case .failChannel(let topic, let message):
+            run(session.fail(topic: topic, message: message)[...], context: context)
+        }
+        if !suspended { run(actions, context: context) }
         while !suspended, let next = waiting.popFirst() {
             handle(next.bytes, binary: next.binary, context: context)
         }
@@ -183,36 +201,92 @@ final class SocketSessionHandler: ChannelInboundHandler {
     }
 
     /// Does one action at once, or returns the part that has to wait for the database.
-    private func perform(_ action: SessionAction) -> (@Sendable () async -> Void)? {
+    private func perform(_ action: SessionAction) -> (@Sendable () async -> Outcome)? {
         let hub = services.hub
+        let policies = services.policies
         let connection = self.connection
         switch action {
         case .send(let message):
             connection.send(message)
         case .join(let join, let reply):
-            guard !join.bindings.isEmpty else {
+            guard join.config.isPrivate || !join.bindings.isEmpty else {
                 hub.join(join, reply: reply, connection: connection, resolution: nil)
                 return nil
             }
             return {
-                let resolution = await hub.resolve(join.bindings, role: join.claims.role)
-                hub.join(join, reply: reply, connection: connection, resolution: resolution)
+                var access = ChannelAccess.everything
+                if join.config.isPrivate {
+                    let read = await policies.read(join)
+                    guard read.broadcast || read.presence else { return .refuseJoin(join, reply: reply) }
+                    access = .private(broadcastRead: read.broadcast, presenceRead: read.presence)
+                }
+                let resolution = join.bindings.isEmpty ? nil : await hub.resolve(join.bindings, role: join.claims.role)
+                hub.join(join, reply: reply, connection: connection, resolution: resolution, access: access)
+                return .done
             }
         case .leave(let subscriber):
             hub.leave(subscriber)
         case .refreshClaims(let subscriber, let claims):
-            guard let bindings = hub.updateClaims(subscriber, claims: claims), !bindings.isEmpty else { return nil }
+            let bindings = hub.updateClaims(subscriber, claims: claims) ?? []
+            guard let (join, _) = hub.access(of: subscriber), join.config.isPrivate || !bindings.isEmpty else { return nil }
             return {
-                let resolution = await hub.resolve(bindings, role: claims.role)
-                if let report = hub.resubscribe(subscriber, resolution: resolution) { connection.send(report) }
+                if join.config.isPrivate {
+                    let read = await policies.read(join)
+                    guard read.broadcast || read.presence else { return .failChannel(topic: join.topic, message: SocketSession.unauthorizedRead(join)) }
+                    hub.updateReadAccess(subscriber, broadcast: read.broadcast, presence: read.presence)
+                }
+                if !bindings.isEmpty, let report = hub.resubscribe(subscriber, resolution: await hub.resolve(bindings, role: claims.role)) {
+                    connection.send(report)
+                }
+                return .done
             }
-        case .broadcast(let message):
-            hub.broadcast(message)
-        case .track(let subscriber, let payload):
-            hub.track(subscriber, payload: payload)
+        case .broadcast(let message, let ack):
+            // Private channels send only what the write policy allows; a refusal is silent, as upstream.
+            return whenAllowed(.broadcast, on: message.sender, isPrivate: message.topic.isPrivate) { allowed in
+                guard allowed else { return }
+                hub.broadcast(message)
+                if let ack { connection.send(ack) }
+            }
+        case .track(let subscriber, let payload, let reply):
+            guard let (join, _) = hub.access(of: subscriber) else { return nil }
+            return whenAllowed(.presence, on: subscriber, isPrivate: join.config.isPrivate) { allowed in
+                guard allowed else {
+                    connection.send(.reply(to: reply.ref, joinRef: reply.joinRef, topic: reply.topic, status: "error", response: [:]))
+                    return
+                }
+                hub.track(subscriber, payload: payload)
+                connection.send(reply)
+            }
         case .untrack(let subscriber):
             hub.untrack(subscriber)
         }
         return nil
+    }
+
+    /// Runs `body` with the channel's write permission for `ext`: at once on a public channel or when the policies
+    /// were asked before, else after asking them (the answer is kept until the token changes).
+    private func whenAllowed(
+        _ ext: ChannelAccess.Extension,
+        on subscriber: SubscriberID?,
+        isPrivate: Bool,
+        _ body: @escaping @Sendable (Bool) -> Void
+    ) -> (@Sendable () async -> Outcome)? {
+        let hub = services.hub
+        let policies = services.policies
+        guard isPrivate, let subscriber else {
+            body(true)
+            return nil
+        }
+        guard let (join, access) = hub.access(of: subscriber) else { return nil }
+        if let allowed = access.write(ext) {
+            body(allowed)
+            return nil
+        }
+        return {
+            let allowed = await policies.mayWrite(join, ext)
+            hub.rememberWrite(subscriber, extension: ext, allowed: allowed)
+            body(allowed)
+            return .done
+        }
     }
 }

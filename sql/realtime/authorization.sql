@@ -116,3 +116,43 @@ SET search_path = pg_catalog, pg_temp
 AS $$
     SELECT CASE WHEN EXISTS (SELECT FROM pg_roles WHERE rolname = role_name) THEN pg_has_role(current_user, role_name, 'MEMBER') ELSE false END
 $$;
+
+-- What a token may do on a private channel (reference section 4.4), as the row level security policies on
+-- realtime.messages decide with the token's role and claims and `realtime.topic` set to the channel's topic:
+-- read = the role can SELECT a probe row of that extension, write = it can INSERT one. Probes are rolled back, and
+-- a policy that fails counts as "no".
+CREATE OR REPLACE FUNCTION realtime.can_access_channel(channel_topic text, role_name text, claims jsonb, channel_extension text, writing boolean)
+RETURNS boolean
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    probe uuid;
+    allowed boolean := false;
+BEGIN
+    BEGIN
+        IF NOT writing THEN
+            INSERT INTO realtime.messages (topic, extension, private, payload)
+            VALUES (channel_topic, channel_extension, true, '{}') RETURNING id INTO probe;
+        END IF;
+        PERFORM set_config('role', role_name, true);
+        PERFORM set_config('request.jwt.claims', claims::text, true);
+        PERFORM set_config('request.jwt.claim.sub', coalesce(claims->>'sub', ''), true);
+        PERFORM set_config('request.jwt.claim.role', role_name, true);
+        PERFORM set_config('realtime.topic', channel_topic, true);
+        IF writing THEN
+            INSERT INTO realtime.messages (topic, extension, private, payload) VALUES (channel_topic, channel_extension, true, '{}');
+            allowed := true;
+        ELSE
+            SELECT EXISTS (SELECT FROM realtime.messages AS m WHERE m.id = probe) INTO allowed;
+        END IF;
+        -- Undo the probes (and the role switch) with the rest of this block.
+        RAISE EXCEPTION USING ERRCODE = 'HL001';
+    EXCEPTION
+        WHEN SQLSTATE 'HL001' THEN NULL;
+        WHEN OTHERS THEN allowed := false;
+    END;
+    RETURN allowed;
+END
+$$;
+REVOKE EXECUTE ON FUNCTION realtime.can_access_channel(text, text, jsonb, text, boolean) FROM PUBLIC;

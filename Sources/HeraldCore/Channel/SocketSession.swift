@@ -120,10 +120,12 @@ public enum SessionAction: Sendable, Equatable {
     case leave(SubscriberID)
     /// The channel's claims changed (token refresh): re-subscribe with them.
     case refreshClaims(SubscriberID, TokenClaims)
-    /// Fan a broadcast out to its topic.
-    case broadcast(BroadcastMessage)
-    /// Track (or update) the channel's presence with this payload.
-    case track(SubscriberID, payload: JSONObject)
+    /// Fan a broadcast out to its topic, then send `ack` if any. On a private channel both depend on the write policy:
+    /// refused, the broadcast is dropped without a reply, as upstream does.
+    case broadcast(BroadcastMessage, ack: PhoenixMessage?)
+    /// Track (or update) the channel's presence with this payload, then send `reply` (an ok reply; on a private
+    /// channel whose write policy refuses presence, an error reply `{}` instead and no track).
+    case track(SubscriberID, payload: JSONObject, reply: PhoenixMessage)
     /// Remove the channel's presence.
     case untrack(SubscriberID)
 }
@@ -220,7 +222,7 @@ public struct SocketSession: Sendable {
             includeSender: channel.config.broadcastSelf,
             content: content
         )
-        return ack ? [.broadcast(message), .send(Self.reply(channel, ref: ref, status: "ok", response: [:]))] : [.broadcast(message)]
+        return [.broadcast(message, ack: ack ? Self.reply(channel, ref: ref, status: "ok", response: [:]) : nil)]
     }
 
     /// `track` / `untrack` (reference section 5.1); always answered, fatal when over the rate or size limit.
@@ -229,7 +231,8 @@ public struct SocketSession: Sendable {
         let allowed = limiter.allowCall(at: now)
         presenceLimiters[channel.topic] = limiter
         guard allowed else { return fail(topic: channel.topic, message: PresenceRateLimiter.exceededMessage) }
-        let ok = SessionAction.send(Self.reply(channel, ref: message.ref, status: "ok", response: [:]))
+        let okReply = Self.reply(channel, ref: message.ref, status: "ok", response: [:])
+        let ok = SessionAction.send(okReply)
         guard let event = message.payload["event"]?.stringValue else { return [ok] }
         switch event.lowercased() {
         case "track":
@@ -239,7 +242,7 @@ public struct SocketSession: Sendable {
             guard JSONValue.object(payload).jsonBytes.count <= limits.maxPayloadBytes else {
                 return fail(topic: channel.topic, message: "Track message size exceeded")
             }
-            return [.track(channel.subscriber, payload: payload), ok]
+            return [.track(channel.subscriber, payload: payload, reply: okReply)]
         case "untrack":
             return [.untrack(channel.subscriber), ok]
         default:
@@ -250,6 +253,21 @@ public struct SocketSession: Sendable {
     /// Replies on a channel carry the channel's join_ref, whatever (possibly stale) join_ref the push had.
     static func reply(_ channel: ChannelJoin, ref: String?, status: String, response: JSONValue) -> PhoenixMessage {
         .reply(to: ref, joinRef: channel.joinRef, topic: channel.topic, status: status, response: response)
+    }
+
+    /// A join the database's policies refused (a private channel the token may not read): the channel is forgotten and
+    /// the join gets an error reply instead of `reply`.
+    public mutating func refuse(_ channel: ChannelJoin, reply: PhoenixMessage, reason: String) -> [SessionAction] {
+        if channels[channel.topic]?.subscriber == channel.subscriber {
+            channels[channel.topic] = nil
+            presenceLimiters[channel.topic] = nil
+        }
+        return [.send(.reply(to: reply.ref, joinRef: reply.joinRef, topic: channel.topic, status: "error", response: ["reason": .string(reason)]))]
+    }
+
+    /// The reason upstream gives when a token may not read a private channel.
+    public static func unauthorizedRead(_ channel: ChannelJoin) -> String {
+        "Unauthorized: You do not have permissions to read from this Channel topic: \(channel.subTopic)"
     }
 
     /// The socket is gone: every channel leaves.
@@ -290,10 +308,6 @@ public struct SocketSession: Sendable {
         case nil: return refuse("MalformedJWT: The token provided is not a valid JWT")
         }
         let config = JoinConfig(payload: message.payload)
-        // Authorization of private channels through RLS comes later; until then only service_role may join them.
-        if config.isPrivate && claims.role != "service_role" {
-            return refuse("Unauthorized: You do not have permissions to read from this Channel topic: \(subTopic)")
-        }
         if channels[message.topic] == nil && channels.count >= limits.maxChannels {
             return refuse("ChannelRateLimitReached: Too many channels")
         }
