@@ -59,7 +59,7 @@ public enum HeraldServer {
         let database = PostgresClient(databaseURL: configuration.databaseURL, logger: logger)
         try await checkSchema(database)
         let catalog = TableCatalog(load: { try await TableCatalog.load(from: database) })
-        let hub = Hub(catalog: catalog, logger: logger)
+        let hub = Hub(catalog: catalog, changeLog: ChangeLog(window: configuration.changeSource.retention), logger: logger)
         let sockets = SocketHandler(
             hub: hub,
             verifier: verifier,
@@ -105,6 +105,7 @@ public enum HeraldServer {
             configuration: .init(address: .hostname(configuration.host, port: configuration.port), serverName: "herald"),
             onServerRunning: { channel in
                 await feed.readiness.wait()
+                await replication?.waitUntilCaughtUp()
                 await onRunning(channel.localAddress?.port ?? configuration.port)
             },
             logger: logger

@@ -41,10 +41,13 @@ final class Hub: Sendable {
     /// Set by `closeAll()`: a socket upgraded just before shutdown but registered after it is closed at once.
     private let shuttingDown = Atomic<Bool>(false)
     private let catalog: TableCatalog
+    /// Recent changes for resuming channels; its lock orders dispatching against resuming.
+    let changeLog: ChangeLog
     private let logger: Logger
 
-    init(catalog: TableCatalog, logger: Logger) {
+    init(catalog: TableCatalog, changeLog: ChangeLog = ChangeLog(), logger: Logger) {
         self.catalog = catalog
+        self.changeLog = changeLog
         self.logger = logger
     }
 
@@ -68,9 +71,10 @@ final class Hub: Sendable {
         }
     }
 
-    /// Registers a joined channel and subscribes its postgres_changes bindings. Returns the pushes that follow the
-    /// join reply: the `system` message reporting the subscription, then `presence_state` when presence is enabled.
-    func join(_ join: ChannelJoin, connection: Connection) async -> [PhoenixMessage] {
+    /// Registers a joined channel, subscribes its postgres_changes bindings and sends `reply`, then the `system`
+    /// message reporting the subscription, the changes missed since `postgres_changes_resume` (if any), then
+    /// `presence_state` when presence is enabled.
+    func join(_ join: ChannelJoin, reply: PhoenixMessage, connection: Connection) async {
         let presenceState: PhoenixMessage? = state.withLock { state in
             var member = Member(connection: connection, join: join)
             // The newcomer gets what the others have seen, then the pending diff with them: no flush per join.
@@ -83,10 +87,23 @@ final class Hub: Sendable {
             state.topics[join.topicKey, default: []].insert(join.subscriber)
             return presenceState
         }
-        var pushes: [PhoenixMessage] = []
-        if let report = await subscribe(join) { pushes.append(report) }
-        if let presenceState { pushes.append(presenceState) }
-        return pushes
+        if join.bindings.isEmpty {
+            connection.send(reply)
+        } else {
+            let outcome = await catalog.resolve(join.bindings)
+            // No change is dispatched meanwhile: the channel gets none before its reply, and each later one
+            // exactly once, from the replay or live.
+            changeLog.pausingDispatch { retention in
+                let report = file(outcome, for: join)
+                connection.send(reply)
+                guard let report else { return }
+                connection.send(report)
+                if case .success(let bindings) = outcome, let resume = join.config.postgresChangesResume {
+                    ResumedChanges.send(after: resume, from: retention, join: join, bindings: bindings, to: connection)
+                }
+            }
+        }
+        if let presenceState { connection.send(presenceState) }
     }
 
     func leave(_ subscriber: SubscriberID) {
@@ -116,7 +133,12 @@ final class Hub: Sendable {
 
     private func subscribe(_ join: ChannelJoin) async -> PhoenixMessage? {
         guard !join.bindings.isEmpty else { return nil }
-        let outcome = await catalog.resolve(join.bindings)
+        return file(await catalog.resolve(join.bindings), for: join)
+    }
+
+    /// Files (or drops) the channel's bindings; returns the `system` message that reports it, nil when the
+    /// channel has left meanwhile.
+    private func file(_ outcome: Result<[PostgresBinding], SubscriptionError>, for join: ChannelJoin) -> PhoenixMessage? {
         let stillJoined: Bool = state.withLock { state in
             guard state.members[join.subscriber] != nil else { return false }
             switch outcome {

@@ -93,9 +93,7 @@ struct SocketHandler: Sendable {
         switch action {
         case .send(let message): connection.send(message)
         case .join(let join, let reply):
-            let pushes = await hub.join(join, connection: connection)
-            connection.send(reply)
-            for push in pushes { connection.send(push) }
+            await hub.join(join, reply: reply, connection: connection)
         case .leave(let subscriber):
             hub.leave(subscriber)
         case .refreshClaims(let subscriber, let claims):

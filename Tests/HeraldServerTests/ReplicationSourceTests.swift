@@ -45,6 +45,7 @@ struct ReplicationSourceTests {
             publication: "herald",
             stream: try ReplicationStream(databaseURL: url, configuration: .init(slot: slot), logger: logger),
             database: database,
+            log: ChangeLog(),
             sink: sink,
             catalog: TableCatalog(load: { try await TableCatalog.load(from: database) }),
             logger: logger
