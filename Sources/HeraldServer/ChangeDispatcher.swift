@@ -2,6 +2,7 @@ import Foundation
 import HeraldCore
 import HeraldPostgres
 import Logging
+import NIOCore
 import ServiceLifecycle
 
 /// Committed changes (and gap reports) on their way from the change source to the sockets, in commit order. The
@@ -98,6 +99,54 @@ struct ChangeDispatcher: Service, CustomStringConvertible {
         } onGracefulShutdown: {
             hub.changes.close()
         }
+    }
+
+    /// Sends a resuming channel the kept changes after its position that it matches and may see, up to where its live
+    /// changes begin (`point.through`), then lets its held live changes follow; or the `system` error telling it to
+    /// refetch when Herald cannot tell what it missed.
+    func replay(_ point: Hub.ResumePoint) async {
+        let text = point.join.config.postgresChangesResume ?? ""
+        var decision = ResumeDecision.unreadable(text)
+        hub.changeLog.pausingDispatch { retention in
+            if let position = ChangePosition(text) { decision = retention.resume(after: position) }
+        }
+        var frames: [ByteBuffer] = []
+        switch decision {
+        case .refetch(let message):
+            frames = [systemError(message, for: point)]
+        case .replay(let changes):
+            var index = PostgresBindingIndex()
+            index.insert(point.join.subscriber, bindings: point.bindings)
+            let missed: [(change: Change, ids: [Int])] = changes.compactMap { change in
+                guard let position = change.position, let through = point.through, position <= through,
+                    let ids = index.match(change).first?.ids
+                else { return nil }
+                return (change, ids)
+            }
+            guard !missed.isEmpty else { break }
+            var plan = AuthorizationPlan()
+            for (index, item) in missed.enumerated() {
+                plan.add(item.change, at: index, groups: [point.group], primaryKey: authorizer.primaryKey(of: item.change))
+            }
+            guard let answers = await authorizer.answers(plan.checks) else {
+                frames = [systemError(Self.authorizationGapMessage, for: point)]
+                break
+            }
+            for (index, item) in missed.enumerated() {
+                guard let placement = plan.placements[index] else { continue }
+                let authorized = AuthorizedChange(change: item.change, answer: answers[placement.check], keyIndex: placement.key)
+                guard authorized.isVisible(toGroup: 0, role: point.group.role) else { continue }
+                let target = Hub.ChangeTarget(
+                    subscriber: point.join.subscriber, connection: point.connection, topic: point.join.topic, ids: item.ids, group: point.group
+                )
+                frames.append(Hub.frame(authorized, for: target))
+            }
+        }
+        hub.release(point.join.subscriber, replay: frames)
+    }
+
+    private func systemError(_ message: String, for point: Hub.ResumePoint) -> ByteBuffer {
+        WebSocketFraming.text(SocketSession.system(point.join, extension: "postgres_changes", status: "error", message: message).encode(point.connection.version))
     }
 
     private func dispatch(_ batch: [ChangeQueue.Item]) async {

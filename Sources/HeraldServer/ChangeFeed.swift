@@ -6,8 +6,8 @@ import Synchronization
 
 /// The trigger change source: Herald's one LISTEN connection. Row changes and database broadcasts
 /// (`realtime.send`) are decoded and dispatched on the listener's thread, one at a time, so they reach sockets in
-/// commit order; an interrupted stream is reported to every subscribed channel, since NOTIFY forgets what was sent
-/// while nobody listened.
+/// commit order; row changes are numbered and kept in the hub's change log for resuming clients. An interrupted
+/// stream is reported to every subscribed channel, since NOTIFY forgets what was sent while nobody listened.
 struct ChangeFeed: Service, CustomStringConvertible {
     /// ServiceLifecycle logs services by description: never the database URL, which may hold a password.
     var description: String { "ChangeFeed" }
@@ -45,6 +45,8 @@ struct ChangeFeed: Service, CustomStringConvertible {
                 logger.info("listening for changes", metadata: ["reconnected": "\(reconnected)"])
                 if reconnected {
                     catalog.invalidate()
+                    // Changes committed while nobody listened are gone: no earlier position can be resumed from.
+                    hub.changeLog.forgetAll()
                     hub.reportGap(Self.gapMessage)
                 }
             case .connectionLost(let reason):
@@ -60,7 +62,7 @@ struct ChangeFeed: Service, CustomStringConvertible {
                     case .change(let decoded):
                         guard deliversRowChanges else { return }
                         let commitTime = stamper.timestamp(transaction: decoded.transactionID, now: WallClock.microseconds())
-                        hub.dispatch(decoded.change(commitTimestamp: commitTime))
+                        hub.changeLog.publish(decoded.change(commitTimestamp: commitTime), to: hub)
                     case .broadcast(let broadcast):
                         deliver(broadcast)
                     }

@@ -71,7 +71,7 @@ public enum HeraldServer {
             canAssumeRole: { try await TableCatalog.canAssumeRole($0, in: database) }
         )
         let metrics = ServerMetrics()
-        let hub = Hub(catalog: catalog, logger: logger, metrics: metrics)
+        let hub = Hub(catalog: catalog, changeLog: ChangeLog(window: configuration.changeSource.retention), logger: logger, metrics: metrics)
         let authorizer = ChangeAuthorizer(databaseURL: configuration.databaseURL, logger: logger)
         defer { authorizer.close() }
         let dispatcher = ChangeDispatcher(hub: hub, authorizer: authorizer, logger: logger)
@@ -79,6 +79,7 @@ public enum HeraldServer {
             hub: hub,
             verifier: verifier,
             policies: ChannelPolicies(database: database, logger: logger),
+            changes: dispatcher,
             maxMessageBytes: configuration.maxMessageBytes,
             limits: configuration.sessionLimits,
             logger: logger
@@ -100,7 +101,7 @@ public enum HeraldServer {
                 roomForConnection: { hub.connectionCount < maxConnections }
             )
         }
-        var replication = try await ChangeSources.replicationSource(
+        let chosenSource = try await ChangeSources.replicationSource(
             configuration.changeSource,
             databaseURL: configuration.databaseURL,
             database: database,
@@ -108,8 +109,12 @@ public enum HeraldServer {
             catalog: catalog,
             logger: logger
         )
-        let health = HealthMonitor(changeSourceKind: replication == nil ? .trigger : .replication)
-        replication?.health = health
+        let health = HealthMonitor(changeSourceKind: chosenSource == nil ? .trigger : .replication)
+        let replication = chosenSource.map { source in
+            var source = source
+            source.health = health
+            return source
+        }
         let lagSampler = replication.map { _ in
             ReplicationLagSampler(database: database, slot: configuration.changeSource.slot, health: health, logger: logger)
         }
@@ -130,6 +135,7 @@ public enum HeraldServer {
             configuration: .init(address: .hostname(configuration.host, port: configuration.port), serverName: "herald"),
             onServerRunning: { channel in
                 await feed.readiness.wait()
+                await replication?.waitUntilCaughtUp()
                 await onRunning(channel.localAddress?.port ?? configuration.port)
             },
             eventLoopGroupProvider: ownEventLoops.map { .shared($0) } ?? .singleton,

@@ -21,6 +21,8 @@ final class Hub: Sendable {
         var presenceSynced = false
         /// What the channel may do: everything on a public channel, what the policies allow on a private one.
         var access: ChannelAccess
+        /// While a resuming channel's missed changes are being prepared, its live changes wait here.
+        var held: [ByteBuffer]?
 
         init(connection: Connection, join: ChannelJoin, access: ChannelAccess) {
             self.connection = connection
@@ -48,6 +50,18 @@ final class Hub: Sendable {
         /// Topics whose presence changed since the last flush.
         var presenceDirty: Set<TopicKey> = []
         var presenceRefs = PresenceRefGenerator(node: UInt16.random(in: 0...UInt16.max))
+        /// The position of the last change whose recipients were chosen: a channel subscribed now gets the later
+        /// ones live and the earlier ones only by resuming.
+        var targetedThrough: ChangePosition?
+    }
+
+    /// Where a resuming channel's replay ends (`targetedThrough` when it subscribed), and its bindings.
+    struct ResumePoint: Sendable {
+        let join: ChannelJoin
+        let group: ClaimGroup
+        let bindings: [PostgresBinding]
+        let through: ChangePosition?
+        let connection: Connection
     }
 
     /// A frame to write to some connections, encoded once per serializer version.
@@ -62,14 +76,19 @@ final class Hub: Sendable {
     private let connections = Atomic<Int>(0)
     /// Set by `closeAll()`: a socket upgraded just before shutdown but registered after it is closed at once.
     private let shuttingDown = Atomic<Bool>(false)
+    /// Channels whose live changes are held while their replay is prepared (read without the lock on every delivery).
+    private let heldChannels = Atomic<Int>(0)
     private let catalog: TableCatalog
+    /// Recent changes for resuming channels; its lock orders dispatching against resuming.
+    let changeLog: ChangeLog
     private let logger: Logger
     /// Changes from the change source, delivered by `ChangeDispatcher`.
     let changes = ChangeQueue()
     let metrics: ServerMetrics
 
-    init(catalog: TableCatalog, logger: Logger, metrics: ServerMetrics = ServerMetrics()) {
+    init(catalog: TableCatalog, changeLog: ChangeLog = ChangeLog(), logger: Logger, metrics: ServerMetrics = ServerMetrics()) {
         self.catalog = catalog
+        self.changeLog = changeLog
         self.logger = logger
         self.metrics = metrics
     }
@@ -89,7 +108,7 @@ final class Hub: Sendable {
         state.withLock { state in
             state.connections[connection.id] = nil
             for (id, member) in state.members where member.connection === connection {
-                Self.remove(id, from: &state)
+                self.remove(id, from: &state)
             }
         }
     }
@@ -104,18 +123,27 @@ final class Hub: Sendable {
     /// Registers a joined channel (and its resolved bindings) and sends the join reply, then the `system` message
     /// reporting the subscription and `presence_state` when presence is enabled. Off the socket's event loop these
     /// are queued to it while the lock is held, so no fan-out frame for the channel can reach the socket first.
-    func join(_ join: ChannelJoin, reply: PhoenixMessage, connection: Connection, resolution: BindingResolution?, access: ChannelAccess = .everything) {
+    /// A channel that resumes (`postgres_changes_resume`) has its live changes held until `release`; the returned
+    /// point says which changes its replay must cover.
+    @discardableResult
+    func join(_ join: ChannelJoin, reply: PhoenixMessage, connection: Connection, resolution: BindingResolution?, access: ChannelAccess = .everything) -> ResumePoint? {
         let onLoop = connection.eventLoop.inEventLoop
-        let outcome: (messages: [PhoenixMessage], refusal: SubscriptionError?)? = state.withLock { state in
+        let outcome: (messages: [PhoenixMessage], refusal: SubscriptionError?, resume: ResumePoint?)? = state.withLock { state in
             // The socket closed while its tables were being resolved.
             guard state.connections[connection.id] != nil else { return nil }
             var member = Member(connection: connection, join: join, access: access)
             var messages = [reply]
             var refusal: SubscriptionError?
+            var resume: ResumePoint?
             switch resolution {
             case .success(let bindings)?:
                 state.index.insert(join.subscriber, bindings: bindings)
                 member.subscribed = true
+                if join.config.postgresChangesResume != nil {
+                    member.held = []
+                    heldChannels.add(1, ordering: .sequentiallyConsistent)
+                    resume = ResumePoint(join: join, group: member.group, bindings: bindings, through: state.targetedThrough, connection: connection)
+                }
                 messages.append(SocketSession.system(join, extension: "postgres_changes", status: "ok", message: "Subscribed to PostgreSQL"))
             case .failure(let error)?:
                 refusal = error
@@ -134,9 +162,9 @@ final class Hub: Sendable {
                 let queued = messages
                 connection.eventLoop.execute { connection.send(queued) }
             }
-            return (messages, refusal)
+            return (messages, refusal, resume)
         }
-        guard let outcome else { return }
+        guard let outcome else { return nil }
         if let refusal = outcome.refusal {
             logger.info(
                 "postgres_changes subscription refused",
@@ -144,14 +172,26 @@ final class Hub: Sendable {
             )
         }
         if onLoop { connection.send(outcome.messages) }
+        return outcome.resume
+    }
+
+    /// Ends a resuming channel's hold: its replay (`frames`), then the live changes that waited, in that order.
+    func release(_ subscriber: SubscriberID, replay frames: [ByteBuffer]) {
+        state.withLock { state in
+            guard let member = state.members[subscriber], let held = member.held else { return }
+            state.members[subscriber]?.held = nil
+            heldChannels.subtract(1, ordering: .sequentiallyConsistent)
+            member.connection.send(frames: frames + held)
+        }
     }
 
     func leave(_ subscriber: SubscriberID) {
-        state.withLock { Self.remove(subscriber, from: &$0) }
+        state.withLock { self.remove(subscriber, from: &$0) }
     }
 
-    private static func remove(_ subscriber: SubscriberID, from state: inout State) {
+    private func remove(_ subscriber: SubscriberID, from state: inout State) {
         guard let member = state.members.removeValue(forKey: subscriber) else { return }
+        if member.held != nil { heldChannels.subtract(1, ordering: .sequentiallyConsistent) }
         state.index.remove(subscriber)
         let topic = member.join.topicKey
         state.topics[topic]?.remove(subscriber)
@@ -219,7 +259,8 @@ final class Hub: Sendable {
     /// The channels whose bindings match a change.
     func targets(for change: Change) -> [ChangeTarget] {
         state.withLock { state in
-            state.index.match(change).compactMap { match in
+            if let position = change.position { state.targetedThrough = position }
+            return state.index.match(change).compactMap { match in
                 state.members[match.subscriber].map {
                     ChangeTarget(subscriber: match.subscriber, connection: $0.connection, topic: $0.join.topic, ids: match.ids, group: $0.group)
                 }
@@ -241,7 +282,8 @@ final class Hub: Sendable {
         var dataByRole: [String: [UInt8]] = [:]
         var frames: [FrameKey: ByteBuffer] = [:]
         var fanOut = FanOut()
-        for target in targets {
+        let held = heldChannels.load(ordering: .sequentiallyConsistent) > 0 ? hold(change, for: targets) : []
+        for target in targets where !held.contains(target.subscriber) {
             let key = FrameKey(version: target.connection.version, topic: target.topic, ids: target.ids, role: target.group.role)
             let frame: ByteBuffer
             if let cached = frames[key] {
@@ -261,6 +303,25 @@ final class Hub: Sendable {
             fanOut.add(frame, to: target.connection)
         }
         fanOut.submit()
+    }
+
+    /// Keeps the frames of `change` for resuming channels whose replay is not sent yet; returns them.
+    private func hold(_ change: AuthorizedChange, for targets: [ChangeTarget]) -> Set<SubscriberID> {
+        state.withLock { state in
+            var held: Set<SubscriberID> = []
+            for target in targets where state.members[target.subscriber]?.held != nil {
+                state.members[target.subscriber]?.held?.append(Self.frame(change, for: target))
+                held.insert(target.subscriber)
+            }
+            return held
+        }
+    }
+
+    /// One change's frame for one channel (the fan-out path shares them; replays and held changes are per channel).
+    static func frame(_ change: AuthorizedChange, for target: ChangeTarget) -> ByteBuffer {
+        let data = JSONValue.object(change.data(role: target.group.role)).jsonBytes
+        let payload = ChangeEvent.payload(ids: target.ids, data: data)
+        return WebSocketFraming.text(PhoenixFrame.encode(target.connection.version, joinRef: nil, ref: nil, topic: target.topic, event: "postgres_changes", payload: payload))
     }
 
     /// Tells every channel with live postgres_changes bindings that changes may have been missed (the change
@@ -429,7 +490,7 @@ final class Hub: Sendable {
     func closeExpiredChannels(nowSeconds: Int64) {
         let expired: [Member] = state.withLock { state in
             let expired = state.members.values.filter { $0.join.claims.expiresAt <= nowSeconds }
-            for member in expired { Self.remove(member.join.subscriber, from: &state) }
+            for member in expired { self.remove(member.join.subscriber, from: &state) }
             return expired
         }
         metrics.channelsClosed(.tokenExpired, count: expired.count)

@@ -20,12 +20,16 @@ public struct ChangeSourceConfiguration: Sendable, Hashable {
     public var slot: String
     /// The publication Herald keeps equal to the captured tables.
     public var publication: String
+    /// How much history is kept for clients that resume (`postgres_changes_resume`). With the replication source
+    /// the slot is confirmed only past changes that left it, so it survives a restart.
+    public var retention: RetentionWindow
 
-    /// Creates a configuration (defaults: automatic choice, slot and publication `herald`).
-    public init(kind: Kind? = nil, slot: String = "herald", publication: String = "herald") {
+    /// Creates a configuration (defaults: automatic choice, slot and publication `herald`, 5 minutes / 128 MiB).
+    public init(kind: Kind? = nil, slot: String = "herald", publication: String = "herald", retention: RetentionWindow = RetentionWindow()) {
         self.kind = kind
         self.slot = slot
         self.publication = publication
+        self.retention = retention
     }
 }
 
@@ -66,6 +70,8 @@ enum ChangeSources {
                 "change source: trigger (LISTEN/NOTIFY)",
                 metadata: configuration.kind == nil ? ["reason": "\(replicationUnavailable ?? "")"] : [:]
             )
+            // A replication-mode Herald may have turned them off.
+            await setCaptureTriggers(enabled: true, database: database, logger: logger)
             return nil
         case (.replication, nil), (nil, nil):
             let stream = try ReplicationStream(
@@ -79,6 +85,7 @@ enum ChangeSources {
                 publication: configuration.publication,
                 stream: stream,
                 database: database,
+                log: hub.changeLog,
                 sink: hub,
                 catalog: catalog,
                 logger: logger
@@ -89,8 +96,25 @@ enum ChangeSources {
     }
 }
 
+extension ChangeSources {
+    /// Turns the capture triggers on (trigger source) or off (replication source: the WAL carries the changes,
+    /// and writers need not pay for the triggers); failures are logged (the triggers then keep firing, unread).
+    static func setCaptureTriggers(enabled: Bool, database: PostgresClient, logger: Logger) async {
+        do {
+            let changed = try await database.query("SELECT realtime.set_capture_triggers($1::boolean) AS changed", [enabled ? "true" : "false"])
+            if let count = changed.first?["changed"], count != "0" {
+                logger.info("capture triggers turned \(enabled ? "on" : "off")", metadata: ["tables": "\(count)"])
+            }
+        } catch {
+            logger.warning("could not turn the capture triggers \(enabled ? "on" : "off")", metadata: ["error": "\(error)"])
+        }
+    }
+}
+
 /// The replication change source: decodes the slot's stream and dispatches every change, in commit order,
-/// stamped with its transaction's commit time, then acknowledges the transaction so the slot moves on.
+/// stamped with its transaction's commit time and position, keeping it in the change log for resuming clients.
+/// The slot is confirmed past a transaction once its changes have left the log's window, so that a restarted
+/// Herald reads them again from the slot (refilling the log) before it says it is serving.
 ///
 /// It keeps the publication equal to the captured tables (`realtime.captured_tables()`), from start-up
 /// (``ChangeSources/make(_:databaseURL:database:hub:catalog:logger:)``) on, whenever capture is turned on or
@@ -107,6 +131,7 @@ struct ReplicationSource: Service, CustomStringConvertible {
     let publication: String
     let stream: ReplicationStream
     let database: PostgresClient
+    let log: ChangeLog
     let sink: any ChangeSink
     let catalog: TableCatalog
     let logger: Logger
@@ -140,6 +165,13 @@ struct ReplicationSource: Service, CustomStringConvertible {
                     for await _ in catalogChanges { await synchronizePublication() }
                 }
                 group.addTask {
+                    // Changes leave the window with time too: confirm the slot past them while nothing is written.
+                    // Ends with the cancellation that stops the stream.
+                    while (try? await Task.sleep(for: .seconds(1))) != nil {
+                        acknowledgeExpired()
+                    }
+                }
+                group.addTask {
                     await stream.run { event in handle(event) }
                     // The stream only ends on shutdown: end the others too.
                     catalogListener.stop()
@@ -151,24 +183,49 @@ struct ReplicationSource: Service, CustomStringConvertible {
 
     /// Publishes the captured tables and creates the slot if needed. Done before Herald serves, so that every
     /// change committed from then on is delivered.
+    /// The change log then follows the WAL from the slot's confirmed position, where streaming resumes.
     func prepare() async throws {
         await synchronizePublication()
-        try await database.withConnection { [stream] in try stream.prepare(on: $0) }
+        let prepared = try await database.withConnection { [stream] in try stream.prepare(on: $0) }
+        log.followWAL(from: prepared.confirmedFlush)
+        logger.info(
+            "keeping changes for resuming clients",
+            metadata: ["window_seconds": "\(log.window.duration.components.seconds)", "window_bytes": "\(log.window.maxBytes)", "pg.from": "\(prepared.confirmedFlush)"]
+        )
+    }
+
+    /// Returns once every transaction committed before the call has been dispatched and kept (after a restart,
+    /// the changes still in the window are read again from the slot first), or after `timeout`.
+    func waitUntilCaughtUp(timeout: Duration = .seconds(60)) async {
+        guard let target = try? await database.query("SELECT pg_current_wal_flush_lsn()::text AS lsn").first?["lsn"].flatMap(LSN.init) else {
+            return
+        }
+        let deadline = ContinuousClock.now + timeout
+        while stream.streamedThrough < target {
+            guard ContinuousClock.now < deadline, (try? await Task.sleep(for: .milliseconds(20))) != nil else {
+                logger.warning("serving before the replication stream caught up", metadata: ["pg.target": "\(target)", "pg.streamed": "\(stream.streamedThrough)"])
+                return
+            }
+        }
     }
 
     /// Called on the stream's thread, one event at a time.
     func handle(_ event: ReplicationEvent) {
         switch event {
         case .change(let change):
-            sink.dispatch(change)
+            log.publish(change, to: sink)
         case .commit(let commit):
-            // Dispatching only queues frames on the sockets: the transaction is handled.
-            stream.acknowledge(commit.endLSN)
+            // The transaction's changes are kept (and queued for delivery): confirm the slot only past what left the window.
+            log.committed(commit)
+            acknowledgeExpired()
             health?.replicated(commitTimestamp: commit.commitTimestamp, now: WallClock.microseconds())
         case .streaming(let reconnected, let slotRecreated):
             health?.replication(.streaming)
             if reconnected { catalog.invalidate() }
-            if slotRecreated { sink.reportGap(Self.lostSlotMessage) }
+            if slotRecreated {
+                log.forgetAll()
+                sink.reportGap(Self.lostSlotMessage)
+            }
         case .connectionLost(let reason):
             health?.replication(.reconnecting)
             logger.warning("replication connection lost, reconnecting", metadata: ["reason": "\(reason)"])
@@ -178,6 +235,11 @@ struct ReplicationSource: Service, CustomStringConvertible {
         case .begin:
             break
         }
+    }
+
+    /// Confirms the slot past the transactions whose changes have all left the window.
+    func acknowledgeExpired() {
+        if let position = log.confirmable() { stream.acknowledge(position) }
     }
 
     /// Makes the publication list the captured tables; failures are logged (the next catalog change retries).
@@ -193,6 +255,8 @@ struct ReplicationSource: Service, CustomStringConvertible {
             if !plan.add.isEmpty || !plan.drop.isEmpty {
                 logger.info("publication \(publication) updated", metadata: ["added": "\(plan.add)", "removed": "\(plan.drop)"])
             }
+            // Tables whose capture was just turned on come with a trigger: the WAL carries their changes instead.
+            await ChangeSources.setCaptureTriggers(enabled: false, database: database, logger: logger)
         } catch {
             logger.error("could not update publication \(publication)", metadata: ["error": "\(error)"])
         }

@@ -9,6 +9,8 @@ struct SocketServices: Sendable {
     let hub: Hub
     let verifier: TokenVerifier
     let policies: ChannelPolicies
+    /// Replays missed changes to resuming channels.
+    let changes: ChangeDispatcher
     let maxMessageBytes: Int
     let limits: SessionLimits
     let logger: Logger
@@ -204,6 +206,7 @@ final class SocketSessionHandler: ChannelInboundHandler {
     private func perform(_ action: SessionAction) -> (@Sendable () async -> Outcome)? {
         let hub = services.hub
         let policies = services.policies
+        let changes = services.changes
         let connection = self.connection
         switch action {
         case .send(let message):
@@ -221,7 +224,9 @@ final class SocketSessionHandler: ChannelInboundHandler {
                     access = .private(broadcastRead: read.broadcast, presenceRead: read.presence)
                 }
                 let resolution = join.bindings.isEmpty ? nil : await hub.resolve(join.bindings, role: join.claims.role)
-                hub.join(join, reply: reply, connection: connection, resolution: resolution, access: access)
+                if let resume = hub.join(join, reply: reply, connection: connection, resolution: resolution, access: access) {
+                    await changes.replay(resume)
+                }
                 return .done
             }
         case .leave(let subscriber):

@@ -35,8 +35,8 @@ struct MigratorTests {
     }
 
     @Test func heraldSQLShipsItsFiles() throws {
-        #expect(try HeraldSQL.numberedFiles().map(\.name) == ["0001_realtime.sql", "0002_messages.sql"])
-        #expect(try HeraldSQL.repeatableFiles().map(\.name) == ["broadcast.sql", "capture.sql"])
+        #expect(try HeraldSQL.numberedFiles().map(\.name) == ["0001_realtime.sql", "0002_messages.sql", "0003_roles.sql"])
+        #expect(try HeraldSQL.repeatableFiles().map(\.name) == ["authorization.sql", "broadcast.sql", "capture.sql"])
     }
 
     @Test func appliesInOrderOnceAndThenNothing() async throws {
@@ -48,11 +48,12 @@ struct MigratorTests {
         let connection = try PGConnection(url: try await TestPostgres.shared.makeDatabase())
         let migrator = try folder.migrator()
 
-        #expect(try migrator.status(on: connection).toApply.count == 7)
+        #expect(try migrator.status(on: connection).toApply.count == 9)
         let applied = try migrator.migrate(on: connection)
         #expect(
             applied == [
-                "herald/0001_realtime.sql", "herald/0002_messages.sql", "herald/broadcast.sql", "herald/capture.sql",
+                "herald/0001_realtime.sql", "herald/0002_messages.sql", "herald/0003_roles.sql", "herald/authorization.sql",
+                "herald/broadcast.sql", "herald/capture.sql",
                 "app/0001_first.sql", "app/0002_second.sql", "app/views.sql",
             ]
         )

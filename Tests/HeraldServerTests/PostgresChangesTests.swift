@@ -40,7 +40,7 @@ import Testing
             let payload = insert.arrayValue?[4]
             #expect(payload?["ids"] == .array([.int(id ?? -1)]))
             let data = payload?["data"]
-            #expect(data?.objectValue?.keys == ["schema", "table", "type", "commit_timestamp", "columns", "record", "errors"])
+            #expect(data?.objectValue?.keys == ["schema", "table", "type", "commit_timestamp", "columns", "record", "errors", "position"])
             #expect(data?["type"] == "INSERT" && data?["errors"] == .null)
             #expect(data?["record"]?["content"] == "hello")
             #expect(data?["record"]?["id"] == .string(messageID))

@@ -45,6 +45,7 @@ struct ReplicationSourceTests {
             publication: "herald",
             stream: try ReplicationStream(databaseURL: url, configuration: .init(slot: slot), logger: logger),
             database: database,
+            log: ChangeLog(),
             sink: sink,
             catalog: TableCatalog(load: { try await TableCatalog.load(from: database) }, canAssumeRole: { _ in true }),
             logger: logger
@@ -112,7 +113,20 @@ struct ReplicationSourceTests {
             let changes = try await sink.changes(count: 2)
             #expect(changes[1].table == "late" && changes[1].record == ["id": 7])
             #expect(sink.gaps.isEmpty)
+            // The WAL carries the changes: the capture triggers, new ones included, are turned off.
+            #expect(try await Self.triggerStates(database) == ["D", "D", "D"])
         }
+    }
+
+    /// `tgenabled` of every capture trigger (`O` on, `D` off), once it settled.
+    static func triggerStates(_ database: PostgresClient) async throws -> [String?] {
+        var states: [String?] = []
+        for _ in 0..<200 {
+            states = try await database.query("SELECT tgenabled::text FROM pg_trigger WHERE tgname = 'herald_capture' ORDER BY tgrelid").map { $0[0] }
+            if Set(states).count == 1 { break }
+            try await Task.sleep(for: .milliseconds(25))
+        }
+        return states
     }
 
     @Test func aRecreatedSlotIsReportedAsAGap() async throws {
@@ -160,6 +174,9 @@ struct ReplicationSourceTests {
         // The test cluster runs with wal_level=logical, as a superuser.
         #expect(try await chosen(nil) == "ReplicationSource")
         #expect(try await chosen(.replication) == "ReplicationSource")
+        #expect(try await Self.triggerStates(database) == ["D", "D"])
         #expect(try await chosen(.trigger) == "trigger")
+        // The trigger source turns the capture triggers back on.
+        #expect(try await Self.triggerStates(database) == ["O", "O"])
     }
 }

@@ -1,4 +1,6 @@
 -- Change capture with triggers + NOTIFY. Repeatable: re-applied whenever this file changes.
+-- The `herald_capture` trigger also marks a table as captured for the replication change source, which keeps
+-- its publication equal to realtime.captured_tables() and turns the triggers off (realtime.set_capture_triggers).
 --
 -- Every captured row change sends on channel `herald_changes` the JSON text
 --   {"schema":…,"table":…,"type":"INSERT|UPDATE|DELETE","xid":"<txid>","columns":[{"name":…,"type":…}],
@@ -132,6 +134,34 @@ BEGIN
      WHERE c.oid = target;
     EXECUTE format('DROP TRIGGER IF EXISTS herald_capture ON %I.%I', schema_name, table_name);
     PERFORM pg_notify('herald_catalog', schema_name || '.' || table_name);
+END
+$$;
+
+-- Turns the capture triggers of every captured table on or off, keeping them (they mark the captured tables).
+-- Herald's replication change source reads the WAL instead and turns them off, so writers no longer pay for them;
+-- the trigger source turns them back on. Returns how many triggers changed.
+CREATE OR REPLACE FUNCTION realtime.set_capture_triggers(enabled boolean)
+RETURNS integer
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    target record;
+    changed integer := 0;
+BEGIN
+    FOR target IN
+        SELECT n.nspname, c.relname
+          FROM pg_trigger tg
+          JOIN pg_class c ON c.oid = tg.tgrelid
+          JOIN pg_namespace n ON n.oid = c.relnamespace
+         WHERE tg.tgname = 'herald_capture' AND (tg.tgenabled <> 'D') IS DISTINCT FROM enabled
+         ORDER BY 1, 2
+    LOOP
+        EXECUTE format('ALTER TABLE %I.%I %s TRIGGER herald_capture', target.nspname, target.relname,
+                       CASE WHEN enabled THEN 'ENABLE' ELSE 'DISABLE' END);
+        changed := changed + 1;
+    END LOOP;
+    RETURN changed;
 END
 $$;
 

@@ -28,6 +28,9 @@ public struct Change: Sendable {
     public var record: JSONObject?
     /// The old row's replica identity columns (UPDATE, DELETE).
     public var oldRecord: JSONObject?
+    /// Where the change sits in its source's stream (sent to clients, who may resume after it); set by the
+    /// replication decoder, or by Herald's change log for the trigger source.
+    public var position: ChangePosition?
 
     public init(
         schema: String,
@@ -36,7 +39,8 @@ public struct Change: Sendable {
         commitTimestamp: Int64,
         columns: [Column],
         record: JSONObject?,
-        oldRecord: JSONObject?
+        oldRecord: JSONObject?,
+        position: ChangePosition? = nil
     ) {
         self.schema = schema
         self.table = table
@@ -45,5 +49,6 @@ public struct Change: Sendable {
         self.columns = columns
         self.record = record
         self.oldRecord = oldRecord
+        self.position = position
     }
 }

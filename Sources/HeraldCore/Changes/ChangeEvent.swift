@@ -1,8 +1,9 @@
 /// The `data` object of a postgres_changes event (reference section 3.3), encoded once per change and
 /// shared by every recipient group.
 public enum ChangeEvent {
-    /// `{"schema","table","type","commit_timestamp","columns","record"?,"old_record"?,"errors":null}`:
-    /// INSERT has no `old_record`, DELETE no `record`.
+    /// `{"schema","table","type","commit_timestamp","columns","record"?,"old_record"?,"errors":null,"position"?}`:
+    /// INSERT has no `old_record`, DELETE no `record`. `position` (Herald's addition, see ``ChangePosition``) is
+    /// what a client passes back to resume after this change; official clients ignore the key.
     public static func data(_ change: Change) -> JSONObject {
         var data = JSONObject()
         data.append("schema", .string(change.schema))
@@ -17,6 +18,9 @@ public enum ChangeEvent {
             data.append("old_record", .object(change.oldRecord ?? JSONObject()))
         }
         data.append("errors", .null)
+        if let position = change.position {
+            data.append("position", .string(position.description))
+        }
         return data
     }
 

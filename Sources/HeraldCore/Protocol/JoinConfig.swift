@@ -11,6 +11,10 @@ public struct JoinConfig: Sendable, Equatable {
     public var postgresChanges: [JSONObject] = []
     /// The channel token, when the client sent a usable one.
     public var accessToken: String?
+    /// The position to resume postgres_changes after (a ``ChangePosition`` in text), from
+    /// `config.postgres_changes_resume` or, where official clients can set it (`updateJoinPayload`), the payload's
+    /// top-level `postgres_changes_resume`. `nil` when absent, null or empty.
+    public var postgresChangesResume: String?
 
     public init() {}
 
@@ -33,6 +37,9 @@ public struct JoinConfig: Sendable, Equatable {
             postgresChanges = entries.compactMap(\.objectValue)
         }
         accessToken = Self.channelToken(payload)
+        if let resume = (config["postgres_changes_resume"] ?? payload["postgres_changes_resume"])?.stringValue, !resume.isEmpty {
+            postgresChangesResume = resume
+        }
     }
 
     /// `user_token` wins over `access_token` unless the latter is an `sb_` key; `sb_` keys and empty

@@ -9,6 +9,8 @@
 /// from the old row when that row was sent whole (FULL identity) or holds it as a key, otherwise the column is
 /// left out of the record. It is never sent as a wrong value.
 ///
+/// Each change carries its ``ChangePosition``: the commit LSN and its index among the transaction's row events.
+///
 /// After a reconnection (``connectionRestarted()``), transactions the server sends again are not delivered
 /// twice: those that ended at or before the last delivered commit are skipped, and one that was cut in the
 /// middle resumes after its last delivered change.
@@ -193,7 +195,9 @@ public struct ChangeAssembler: Sendable {
             commitTimestamp: open.begin.commitTimestamp,
             columns: table.columns,
             record: record,
-            oldRecord: oldRecord
+            oldRecord: oldRecord,
+            // Counted over every row event of the transaction (truncates too), so a re-read numbers alike.
+            position: .wal(commitLSN: open.begin.commitLSN, index: UInt32(truncatingIfNeeded: open.rowEvents - 1))
         )
     }
 

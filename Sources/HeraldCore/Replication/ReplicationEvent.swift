@@ -67,6 +67,7 @@ public struct TransactionCommit: Sendable, Equatable {
 }
 
 extension Change: Equatable {
+    /// Equal content; positions are left out, since each source numbers its changes its own way.
     public static func == (lhs: Change, rhs: Change) -> Bool {
         lhs.schema == rhs.schema && lhs.table == rhs.table && lhs.type == rhs.type
             && lhs.commitTimestamp == rhs.commitTimestamp && lhs.columns == rhs.columns

@@ -11,6 +11,8 @@ final class ReplicationLoop: Sendable {
     private let logger: Logger
     private let signal: StopSignal
     private let acknowledged: @Sendable () -> LSN
+    /// Told how far the server has sent everything (commit ends, and keepalive WAL ends between transactions).
+    private let streamed: @Sendable (LSN) -> Void
     private let deliver: @Sendable (ReplicationEvent) -> Void
 
     init(
@@ -19,6 +21,7 @@ final class ReplicationLoop: Sendable {
         logger: Logger,
         signal: StopSignal,
         acknowledged: @escaping @Sendable () -> LSN,
+        streamed: @escaping @Sendable (LSN) -> Void,
         deliver: @escaping @Sendable (ReplicationEvent) -> Void
     ) {
         self.databaseURL = databaseURL
@@ -26,6 +29,7 @@ final class ReplicationLoop: Sendable {
         self.logger = logger
         self.signal = signal
         self.acknowledged = acknowledged
+        self.streamed = streamed
         self.deliver = deliver
     }
 
@@ -145,6 +149,7 @@ final class ReplicationLoop: Sendable {
         switch try ReplicationServerMessage.decode(bytes) {
         case .keepalive(let walEnd, _, let replyRequested):
             progress.feedback.keepalive(walEnd: walEnd, isInTransaction: progress.assembler.isInTransaction)
+            if !progress.assembler.isInTransaction { streamed(walEnd) }
             if replyRequested { sendStatus(session, &progress, replyRequested: true) }
         case .xLogData(let data):
             let message = try PgOutputMessage.decode(data.data)
@@ -154,7 +159,10 @@ final class ReplicationLoop: Sendable {
             guard let event = try progress.assembler.consume(message) else { return }
             deliver(event)
             // Under a steady stream the socket never runs dry: report progress between transactions too.
-            if case .commit = event { sendStatus(session, &progress, replyRequested: false) }
+            if case .commit(let commit) = event {
+                streamed(commit.endLSN)
+                sendStatus(session, &progress, replyRequested: false)
+            }
         }
     }
 

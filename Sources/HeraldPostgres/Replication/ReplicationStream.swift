@@ -64,6 +64,7 @@ public final class ReplicationStream: Sendable {
     private let logger: Logger
     private let signal = StopSignal()
     private let acknowledged = Atomic<UInt64>(0)
+    private let streamed = Atomic<UInt64>(0)
 
     /// Creates a stream; nothing happens until ``run(onEvent:)``.
     /// - Throws: ``PostgresError`` with code `.invalidParameter` for a slot or publication name PostgreSQL
@@ -90,6 +91,7 @@ public final class ReplicationStream: Sendable {
             logger: logger,
             signal: signal,
             acknowledged: { [self] in LSN(acknowledged.load(ordering: .acquiring)) },
+            streamed: { [self] in streamed.max($0.value, ordering: .releasing) },
             deliver: onEvent
         )
         await signal.runOnThread(named: "herald.replication") { loop.run() }
@@ -101,6 +103,13 @@ public final class ReplicationStream: Sendable {
         acknowledged.max(position.value, ordering: .releasing)
     }
 
+    /// How far the server has sent every transaction: the end of the last commit delivered, or the WAL end of a
+    /// keepalive received between transactions. Once it passes a position read from `pg_current_wal_flush_lsn()`,
+    /// every transaction committed before that read has been delivered.
+    public var streamedThrough: LSN {
+        LSN(streamed.load(ordering: .acquiring))
+    }
+
     /// Asks the stream to end; ``run(onEvent:)`` returns within about one poll interval.
     public func stop() {
         signal.stop()
@@ -108,8 +117,12 @@ public final class ReplicationStream: Sendable {
 
     /// Creates the publication and the slot when missing (logging one line for each), so that changes committed
     /// from now on are captured even before ``run(onEvent:)`` connects. `run` does the same on every connection.
-    public func prepare(on connection: PGConnection) throws(PostgresError) {
-        Self.log(try connection.prepareReplication(slot: configuration.slot, publication: configuration.publication), configuration: configuration, logger: logger)
+    /// Returns what was found, with the slot's confirmed position: where streaming will resume.
+    @discardableResult
+    public func prepare(on connection: PGConnection) throws(PostgresError) -> ReplicationPreparation {
+        let prepared = try connection.prepareReplication(slot: configuration.slot, publication: configuration.publication)
+        Self.log(prepared, configuration: configuration, logger: logger)
+        return prepared
     }
 
     static func log(_ prepared: ReplicationPreparation, configuration: Configuration, logger: Logger) {

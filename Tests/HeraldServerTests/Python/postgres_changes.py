@@ -1,8 +1,10 @@
 """Interoperability probe: the official `realtime` client subscribes to postgres_changes through Herald.
 
-Usage: postgres_changes.py URL TOKEN EVENT TABLE FILTER COUNT
+Usage: postgres_changes.py URL TOKEN EVENT TABLE FILTER COUNT [RESUME]
 Prints one line `SUBSCRIBED` once the channel is subscribed, then one JSON line per received change
-(the raw payload the client hands to callbacks), and exits after COUNT changes (or 40 s).
+(the raw payload the client hands to callbacks), and exits after COUNT changes (or 40 s). With RESUME, the join
+asks Herald to resume after that position, set the way an application would: a top-level join payload key,
+which the client merges into the payload it sends on every (re)join.
 """
 
 import asyncio
@@ -14,6 +16,7 @@ from realtime import AsyncRealtimeClient, RealtimeSubscribeStates
 
 async def main() -> None:
     url, token, event, table, filter_, count = sys.argv[1:7]
+    resume = sys.argv[7] if len(sys.argv) > 7 else None
     count = int(count)
     received: list = []
     done = asyncio.Event()
@@ -35,6 +38,8 @@ async def main() -> None:
     await client.connect()
     channel = client.channel("interop")
     channel.on_postgres_changes(event, on_change, table=table, schema="public", filter=filter_ or None)
+    if resume:
+        channel.join_push.update_payload({"postgres_changes_resume": resume})
     await channel.subscribe(on_subscribe)
     await asyncio.wait_for(subscribed.wait(), 30)
     print("SUBSCRIBED", flush=True)
