@@ -113,7 +113,7 @@ import Testing
 
     /// Random bindings and changes, compared with evaluating every binding of every subscriber.
     @Test func randomizedAgainstBruteForce() throws {
-        var random = SplitMix64(seed: 42)
+        var random = SplitMixRandom(seed: 42)
         let schemas = ["public", "chat", "*"]
         let tables = ["messages", "rooms", "*"]
         var index = PostgresBindingIndex()

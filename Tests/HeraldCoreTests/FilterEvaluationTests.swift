@@ -206,7 +206,7 @@ import Testing
 
     /// Random single-column filters over int4 against a direct three-valued-logic model.
     @Test func randomizedAgainstThreeValuedModel() throws {
-        var random = SplitMix64(seed: 0x5EED)
+        var random = SplitMixRandom(seed: 0x5EED)
         let columns = [Column(name: "a", type: "int4"), Column(name: "b", type: "int4")]
         let ops: [FilterOperator] = [.eq, .neq, .lt, .lte, .gt, .gte, .in, .isdistinct, .is]
         for _ in 0..<2_000 {
@@ -277,20 +277,5 @@ import Testing
                 #expect(filter.matches(row) == expected, "\(parts) on \(row)")
             }
         }
-    }
-}
-
-/// A small seeded generator so randomized tests are reproducible.
-struct SplitMix64: RandomNumberGenerator {
-    var state: UInt64
-
-    init(seed: UInt64) { state = seed }
-
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
     }
 }

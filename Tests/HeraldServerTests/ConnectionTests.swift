@@ -1,4 +1,5 @@
 import HeraldCore
+import HeraldPostgres
 import HeraldServer
 import HeraldTestSupport
 import Testing
@@ -89,6 +90,48 @@ import Testing
             try await socket.sendText(#"[null,"9","phoenix","heartbeat",{}]"#)
             #expect(try await socket.receive().text == #"[null,"9","phoenix","phx_reply",{"status":"ok","response":{}}]"#)
             await socket.close()
+        }
+    }
+
+    @Test func tenThousandGarbageFramesHurtNobody() async throws {
+        try await withHerald { herald in
+            let watcher = try await herald.socket()
+            let binding: JSONValue = ["event": "INSERT", "schema": "public", "table": "messages"]
+            _ = try await watcher.joinV2("realtime:watch", config: ["postgres_changes": [binding]])
+            // A filter value that looks like SQL is a value: it binds (uuid column → refused) and never reaches SQL.
+            let hostile: JSONValue = ["event": "*", "schema": "public", "table": "messages", "filter": "room_id=eq.1'); DROP TABLE messages; --"]
+            let (_, refusal) = try await watcher.joinV2("realtime:hostile", config: ["postgres_changes": [hostile]], ref: "7")
+            #expect(refusal?.arrayValue?[4]["status"] == "error")
+
+            let attacker = try await herald.socket()
+            var random = SystemRandomNumberGenerator()
+            let writer = Task {
+                for index in 0..<20 {
+                    try await herald.sql(
+                        "INSERT INTO messages (room_id, sender_id, content) VALUES (gen_random_uuid(), gen_random_uuid(), $1)", [String(index)]
+                    )
+                }
+            }
+            for index in 0..<10_000 {
+                let length = Int.random(in: 0...64, using: &random)
+                let bytes = (0..<length).map { _ in UInt8.random(in: 0...255, using: &random) }
+                if index % 2 == 0 {
+                    try await attacker.sendBinary(bytes)
+                } else {
+                    try await attacker.sendText(String(decoding: bytes, as: UTF8.self))
+                }
+            }
+            try await writer.value
+            var received = 0
+            while received < 20 {
+                if try await watcher.receiveJSON().arrayValue?[3] == "postgres_changes" { received += 1 }
+            }
+            // The table is still there, and the attacker's socket still answers.
+            #expect(try await herald.sql("SELECT count(*) FROM messages").values[0][0] == "20")
+            try await attacker.sendText(#"[null,"hb","phoenix","heartbeat",{}]"#)
+            #expect(try await attacker.receive(until: { $0.text.contains(#""hb""#) }).last?.text.contains(#""status":"ok""#) == true)
+            await attacker.close()
+            await watcher.close()
         }
     }
 
