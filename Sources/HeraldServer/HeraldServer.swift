@@ -29,6 +29,8 @@ public struct ServerConfiguration: Sendable, CustomStringConvertible {
     public var maxBufferedBytes = 16 << 20
     /// Sockets beyond this many are refused at upgrade (429 `Too many connected users`).
     public var maxConnections = 100_000
+    /// Channel joins per second over the whole server; a join over it is refused and its socket closed.
+    public var maxJoinsPerSecond = 20_000
     /// Presence changes are collected this long and sent as one `presence_diff` per topic.
     public var presenceBatchInterval: Duration = .milliseconds(10)
     /// Payload sizes and the client presence rate.
@@ -79,6 +81,7 @@ public enum HeraldServer {
             hub: hub,
             verifier: verifier,
             policies: ChannelPolicies(database: database, logger: logger),
+            joins: JoinRateLimit(perSecond: configuration.maxJoinsPerSecond),
             changes: dispatcher,
             maxMessageBytes: configuration.maxMessageBytes,
             limits: configuration.sessionLimits,

@@ -3,17 +3,33 @@ import HeraldCore
 import Logging
 import NIOCore
 import NIOWebSocket
+import Synchronization
 
 /// What every socket's handler shares.
 struct SocketServices: Sendable {
     let hub: Hub
     let verifier: TokenVerifier
     let policies: ChannelPolicies
+    /// Joins per second over the whole server.
+    let joins: JoinRateLimit
     /// Replays missed changes to resuming channels.
     let changes: ChangeDispatcher
     let maxMessageBytes: Int
     let limits: SessionLimits
     let logger: Logger
+}
+
+/// The server-wide joins-per-second limit, shared by every socket.
+final class JoinRateLimit: Sendable {
+    private let limiter: Mutex<WindowRateLimiter>
+
+    init(perSecond: Int) {
+        limiter = Mutex(WindowRateLimiter(maxCalls: perSecond, window: .seconds(1)))
+    }
+
+    func allow(now: ContinuousClock.Instant = .now) -> Bool {
+        limiter.withLock { $0.allowCall(at: now) }
+    }
 }
 
 /// Runs one upgraded WebSocket on its event loop: reads frames, assembles messages, feeds them to the socket's
@@ -127,7 +143,7 @@ final class SocketSessionHandler: ChannelInboundHandler {
                 switch try BinaryFrame(decoding: bytes, sentBy: .client) {
                 case .userBroadcastPush(_, let ref, let topic, let event, _, let encoding, let payload):
                     services.hub.metrics.received(event: "broadcast")
-                    let actions = session.handleUserBroadcast(topic: topic, ref: ref, event: event, encoding: encoding, payload: Array(payload.readableBytesView))
+                    let actions = session.handleUserBroadcast(topic: topic, ref: ref, event: event, encoding: encoding, payload: Array(payload.readableBytesView), now: .now)
                     run(actions[...], context: context)
                     return
                 case .push(let joinRef, let ref, let topic, let event, let payload):
@@ -144,6 +160,13 @@ final class SocketSessionHandler: ChannelInboundHandler {
             return
         }
         services.hub.metrics.received(event: message.event)
+        if message.event == "phx_join", message.topic.hasPrefix("realtime:"), !services.joins.allow() {
+            // Upstream refuses the join and closes the socket.
+            logger.warning("join refused: too many joins per second")
+            connection.send(.reply(to: message.ref, joinRef: message.joinRef, topic: message.topic, status: "error", response: ["reason": .string(WindowRateLimiter.joinsExceededReason)]))
+            connection.close(.goingAway, reason: "too many joins per second")
+            return
+        }
         let now = WallClock.seconds()
         let check = session.tokenToVerify(for: message, connectionToken: connection.token).map { token in
             // The socket's own token was verified at the upgrade.

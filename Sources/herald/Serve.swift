@@ -26,8 +26,20 @@ struct Serve: AsyncParsableCommand {
     @Option(name: .long, help: "Claims every token must carry, as JSON, e.g. '{\"iss\":\"my-auth\"}' (env: HERALD_JWT_CLAIM_VALIDATORS, JWT_CLAIM_VALIDATORS).")
     var jwtClaimValidators: String?
 
-    @Option(name: .long, help: "Largest broadcast or presence payload, in KB (default 3000).")
+    @Option(name: .long, help: "Largest broadcast or presence payload, in KB.")
     var maxPayloadKb: Int = 3000
+
+    @Option(name: .long, help: "Most sockets at once.")
+    var maxConnections: Int = 100_000
+
+    @Option(name: .long, help: "Most channel joins per second over the server.")
+    var maxJoinsPerSecond: Int = 20_000
+
+    @Option(name: .long, help: "Most broadcasts and presence pushes one channel may send per second.")
+    var maxEventsPerSecond: Int = 1_000
+
+    @Option(name: .long, help: "Most channels on one socket.")
+    var maxChannelsPerSocket: Int = 100
 
     func run() async throws {
         let logger = try logging.makeLogger()
@@ -39,6 +51,15 @@ struct Serve: AsyncParsableCommand {
         )
         guard maxPayloadKb > 0 else { throw CommandFailure("--max-payload-kb must be positive") }
         configuration.sessionLimits.maxPayloadBytes = maxPayloadKb * 1000
+        for (name, value) in [("--max-connections", maxConnections), ("--max-joins-per-second", maxJoinsPerSecond),
+                              ("--max-events-per-second", maxEventsPerSecond), ("--max-channels-per-socket", maxChannelsPerSocket)]
+        where value <= 0 {
+            throw CommandFailure("\(name) must be positive")
+        }
+        configuration.maxConnections = maxConnections
+        configuration.maxJoinsPerSecond = maxJoinsPerSecond
+        configuration.sessionLimits.maxEventsPerSecond = maxEventsPerSecond
+        configuration.sessionLimits.maxChannels = maxChannelsPerSocket
         configuration.changeSource = try changeSource.resolved()
         configuration.jwks = try Self.jwks(jwks ?? Environment.value("JWKS"))
         configuration.requiredClaims = try Self.requiredClaims(jwtClaimValidators ?? Environment.value("JWT_CLAIM_VALIDATORS"))

@@ -158,6 +158,25 @@ import Testing
         #expect(sent(refused).first?.payload == ["status": "error", "response": "payload_size_exceeded"])
     }
 
+    @Test func aChannelOverItsEventsPerSecondIsClosed() {
+        var limits = SessionLimits()
+        limits.maxEventsPerSecond = 3
+        var session = SocketSession(version: .v2, limits: limits)
+        _ = session.handle(message("phx_join"), token: .valid(claims), newChannel: fresh(1), now: .now)
+        let start = ContinuousClock.now
+        for _ in 0..<3 {
+            #expect(session.handle(message("broadcast", payload: ["a": 1]), token: nil, newChannel: nil, now: start).count == 1)
+        }
+        let over = session.handle(message("broadcast", payload: ["a": 1]), token: nil, newChannel: nil, now: start)
+        #expect(sent(over).first?.payload["message"] == "Too many messages per second")
+        #expect(sent(over).last?.event == "phx_close")
+        #expect(session.channels.isEmpty)
+        // A new window, a new channel: allowed again.
+        _ = session.handle(message("phx_join"), token: .valid(claims), newChannel: fresh(2), now: .now)
+        let binary = session.handleUserBroadcast(topic: "realtime:room1", ref: nil, event: "e", encoding: .json, payload: Array("{}".utf8), now: start + .seconds(2))
+        #expect(binary.count == 1)
+    }
+
     @Test func presenceTrackUntrackAndErrors() {
         var session = SocketSession(version: .v1)
         _ = session.handle(message("phx_join", payload: ["config": ["presence": ["key": "alice"]]]), token: .valid(claims), newChannel: fresh(1), now: .now)

@@ -93,6 +93,18 @@ import Testing
         }
     }
 
+    @Test func joinsOverTheServerLimitAreRefusedAndTheSocketCloses() async throws {
+        try await withHerald({ $0.maxJoinsPerSecond = 2 }) { herald in
+            let socket = try await herald.socket()
+            for (index, topic) in ["a", "b", "c"].enumerated() {
+                try await socket.push(String(index), String(index), "realtime:\(topic)", "phx_join", ["config": [:]])
+            }
+            let frames = try await socket.receive(until: { $0.isClose })
+            #expect(frames.contains { $0.text.contains(#""reason":"ClientJoinRateLimitReached: Too many joins per second""#) })
+            #expect(frames.last?.closeCode == 1001)
+        }
+    }
+
     @Test func tenThousandGarbageFramesHurtNobody() async throws {
         try await withHerald { herald in
             let watcher = try await herald.socket()

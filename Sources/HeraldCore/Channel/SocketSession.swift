@@ -103,6 +103,9 @@ public struct SessionLimits: Sendable, Equatable {
     public var maxPayloadBytes: Int = 3_000_000
     /// Channels one socket may have joined at once (`ChannelRateLimitReached: Too many channels` beyond).
     public var maxChannels: Int = 100
+    /// Broadcasts and presence pushes one channel may send per second; over it the channel closes with
+    /// `Too many messages per second`.
+    public var maxEventsPerSecond: Int = 1_000
     public var presenceCallsPerWindow: Int = 5
     public var presenceWindow: Duration = .seconds(30)
 
@@ -136,7 +139,8 @@ public struct SocketSession: Sendable {
     public let version: SerializerVersion
     public let limits: SessionLimits
     public private(set) var channels: [String: ChannelJoin] = [:]
-    private var presenceLimiters: [String: PresenceRateLimiter] = [:]
+    private var presenceLimiters: [String: WindowRateLimiter] = [:]
+    private var eventLimiters: [String: WindowRateLimiter] = [:]
 
     public init(version: SerializerVersion, limits: SessionLimits = SessionLimits()) {
         self.version = version
@@ -178,6 +182,9 @@ public struct SocketSession: Sendable {
         guard let channel = channels[message.topic] else {
             return [.send(.reply(to: message.ref, joinRef: nil, topic: message.topic, status: "error", response: ["reason": "unmatched topic"]))]
         }
+        if message.event == "broadcast" || message.event == "presence", !allowEvent(on: channel.topic, now: now) {
+            return fail(topic: channel.topic, message: WindowRateLimiter.eventsExceededMessage)
+        }
         switch message.event {
         case "access_token":
             return refreshToken(channel, token: token)
@@ -197,12 +204,21 @@ public struct SocketSession: Sendable {
         ref: String?,
         event: String,
         encoding: BinaryPayloadEncoding,
-        payload: [UInt8]
+        payload: [UInt8],
+        now: ContinuousClock.Instant
     ) -> [SessionAction] {
         guard let channel = channels[topic] else {
             return [.send(.reply(to: ref, joinRef: nil, topic: topic, status: "error", response: ["reason": "unmatched topic"]))]
         }
+        guard allowEvent(on: topic, now: now) else { return fail(topic: topic, message: WindowRateLimiter.eventsExceededMessage) }
         return broadcast(channel, ref: ref, content: .user(event: event, encoding: encoding, payload: payload, metadata: nil))
+    }
+
+    private mutating func allowEvent(on topic: String, now: ContinuousClock.Instant) -> Bool {
+        var limiter = eventLimiters[topic] ?? WindowRateLimiter(maxCalls: limits.maxEventsPerSecond, window: .seconds(1))
+        let allowed = limiter.allowCall(at: now)
+        eventLimiters[topic] = limiter
+        return allowed
     }
 
     /// Relays to the topic; with `ack` the sender gets an ok reply once the message is handed to fan-out.
@@ -227,10 +243,10 @@ public struct SocketSession: Sendable {
 
     /// `track` / `untrack` (reference section 5.1); always answered, fatal when over the rate or size limit.
     private mutating func presence(_ channel: ChannelJoin, _ message: PhoenixMessage, now: ContinuousClock.Instant) -> [SessionAction] {
-        var limiter = presenceLimiters[channel.topic] ?? PresenceRateLimiter(maxCalls: limits.presenceCallsPerWindow, window: limits.presenceWindow)
+        var limiter = presenceLimiters[channel.topic] ?? WindowRateLimiter(maxCalls: limits.presenceCallsPerWindow, window: limits.presenceWindow)
         let allowed = limiter.allowCall(at: now)
         presenceLimiters[channel.topic] = limiter
-        guard allowed else { return fail(topic: channel.topic, message: PresenceRateLimiter.exceededMessage) }
+        guard allowed else { return fail(topic: channel.topic, message: WindowRateLimiter.presenceExceededMessage) }
         let okReply = Self.reply(channel, ref: message.ref, status: "ok", response: [:])
         let ok = SessionAction.send(okReply)
         guard let event = message.payload["event"]?.stringValue else { return [ok] }
@@ -261,6 +277,7 @@ public struct SocketSession: Sendable {
         if channels[channel.topic]?.subscriber == channel.subscriber {
             channels[channel.topic] = nil
             presenceLimiters[channel.topic] = nil
+            eventLimiters[channel.topic] = nil
         }
         return [.send(.reply(to: reply.ref, joinRef: reply.joinRef, topic: channel.topic, status: "error", response: ["reason": .string(reason)]))]
     }
@@ -275,6 +292,7 @@ public struct SocketSession: Sendable {
         let actions = channels.values.map { SessionAction.leave($0.subscriber) }
         channels.removeAll()
         presenceLimiters.removeAll()
+        eventLimiters.removeAll()
         return actions
     }
 
@@ -282,6 +300,7 @@ public struct SocketSession: Sendable {
     public mutating func fail(topic: String, extension ext: String = "system", message: String) -> [SessionAction] {
         guard let channel = channels.removeValue(forKey: topic) else { return [] }
         presenceLimiters[topic] = nil
+        eventLimiters[topic] = nil
         return [
             .send(Self.system(channel, extension: ext, status: "error", message: message)),
             .send(Self.close(channel)),
@@ -313,6 +332,7 @@ public struct SocketSession: Sendable {
         }
         var actions: [SessionAction] = []
         presenceLimiters[message.topic] = nil
+        eventLimiters[message.topic] = nil
         if let previous = channels.removeValue(forKey: message.topic) {
             // Duplicate join: the old channel closes first, then the new join proceeds.
             actions.append(.leave(previous.subscriber))
@@ -345,6 +365,7 @@ public struct SocketSession: Sendable {
         let ok = PhoenixMessage.reply(to: message.ref, joinRef: message.joinRef, topic: message.topic, status: "ok", response: [:])
         guard let channel = channels.removeValue(forKey: message.topic) else { return [.send(ok)] }
         presenceLimiters[message.topic] = nil
+        eventLimiters[message.topic] = nil
         return [.leave(channel.subscriber), .send(ok), .send(Self.close(channel))]
     }
 
