@@ -118,8 +118,10 @@ public enum HeraldServer {
             source.health = health
             return source
         }
-        let lagSampler = replication.map { _ in
-            ReplicationLagSampler(database: database, slot: configuration.changeSource.slot, health: health, logger: logger)
+        let lagSampler = replication.map { source in
+            ReplicationLagSampler(
+                database: database, slot: configuration.changeSource.slot, streamedThrough: { source.stream.streamedThrough }, health: health, logger: logger
+            )
         }
         ObservabilityRoutes.add(to: router, hub: hub, metrics: metrics, health: health)
         let feed = ChangeFeed(
