@@ -55,6 +55,7 @@ let package = Package(
             dependencies: [
                 "CLibPQ",
                 "HeraldCore",
+                "HeraldSQL",
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "Logging", package: "swift-log"),
             ],
@@ -66,7 +67,6 @@ let package = Package(
             dependencies: [
                 "HeraldCore",
                 "HeraldPostgres",
-                "HeraldSQL",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "HTTPTypes", package: "swift-http-types"),
                 .product(name: "HummingbirdCore", package: "hummingbird"),

@@ -52,19 +52,11 @@ public final class TestPostgres: Sendable {
         return try await createDatabase(template: try await template.value)
     }
 
-    /// Herald's SQL (`sql/schema`, `sql/realtime`) and the app's `migrations/`, read from this repository's
-    /// source tree, in the order `herald migrate` applies them.
-    public static func repositoryMigrationSources() throws -> [MigrationSource] {
+    /// This repository's application migrations (`migrations/`), applied after Herald's own SQL.
+    public static var repositoryMigrations: URL {
         // This file is Sources/HeraldTestSupport/TestPostgres.swift.
-        let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
-        return [
-            try .directory(
-                namespace: "herald",
-                numbered: root.appendingPathComponent("sql/schema"),
-                repeatable: root.appendingPathComponent("sql/realtime")
-            ),
-            try .directory(namespace: "app", numbered: root.appendingPathComponent("migrations")),
-        ]
+        URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+            .appendingPathComponent("migrations")
     }
 
     private func createDatabase(template: String?) async throws -> String {
@@ -77,9 +69,9 @@ public final class TestPostgres: Sendable {
 
     private func createMigratedTemplate() async throws -> String {
         let url = try await createDatabase(template: nil)
-        let migrator = try Migrator(sources: Self.repositoryMigrationSources())
+        let migrator = try HeraldMigrations.migrator(appMigrations: Self.repositoryMigrations)
         // A template must have no open connection when it is copied: this one closes before the thread ends.
-        try await Self.onOwnThread {
+        try await offloaded {
             let connection = try PGConnection(url: url)
             try migrator.migrate(on: connection)
         }
@@ -89,7 +81,7 @@ public final class TestPostgres: Sendable {
     private func running() async throws -> Running {
         let task = startup.withLock { task in
             if let task { return task }
-            let started = Task { try await Self.onOwnThread { try self.start() } }
+            let started = Task { try await offloaded { try self.start() } }
             task = started
             return started
         }
@@ -119,13 +111,6 @@ public final class TestPostgres: Sendable {
         }
         try? FileManager.default.removeItem(at: directory)
         throw lastError ?? LocalClusterError(message: "the test cluster did not start")
-    }
-
-    /// Blocking work (processes, libpq) runs on a thread of its own, never on the cooperative pool.
-    private static func onOwnThread<T: Sendable>(_ body: @escaping @Sendable () throws -> T) async throws -> T {
-        try await withCheckedThrowingContinuation { continuation in
-            Thread { continuation.resume(with: Result { try body() }) }.start()
-        }
     }
 
     private func stopAtExit() {

@@ -124,7 +124,7 @@ struct MigratorTests {
 
     @Test func concurrentMigratorsDoNotRace() async throws {
         let url = try await TestPostgres.shared.makeDatabase()
-        let migrator = try Migrator(sources: TestPostgres.repositoryMigrationSources())
+        let migrator = try HeraldMigrations.migrator(appMigrations: TestPostgres.repositoryMigrations)
         async let first = Task.detached { try migrator.migrate(on: PGConnection(url: url)) }.value
         async let second = Task.detached { try migrator.migrate(on: PGConnection(url: url)) }.value
         let results = try await [first, second]

@@ -1,5 +1,4 @@
 import Foundation
-import HeraldPostgres
 import HeraldSQL
 
 /// The migrations `herald migrate` applies: Herald's own SQL (shipped in the binary) first, then the
