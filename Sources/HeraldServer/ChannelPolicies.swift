@@ -18,15 +18,23 @@ struct ChannelPolicies: Sendable {
     }
 
     func mayWrite(_ channel: ChannelJoin, _ ext: ChannelAccess.Extension) async -> Bool {
-        await ask("SELECT realtime.can_access_channel($1, $2, $3::jsonb, '\(ext.rawValue)', true)::text", channel)?.first == "true"
+        await mayWrite(subTopic: channel.subTopic, claims: channel.claims, ext)
+    }
+
+    /// Also for REST broadcasts, which have a token but no channel.
+    func mayWrite(subTopic: String, claims: TokenClaims, _ ext: ChannelAccess.Extension) async -> Bool {
+        await ask("SELECT realtime.can_access_channel($1, $2, $3::jsonb, '\(ext.rawValue)', true)::text", subTopic, claims)?.first == "true"
     }
 
     private func ask(_ sql: String, _ channel: ChannelJoin) async -> [String?]? {
-        let claims = JSONValue.object(channel.claims.claims).jsonString
+        await ask(sql, channel.subTopic, channel.claims)
+    }
+
+    private func ask(_ sql: String, _ subTopic: String, _ claims: TokenClaims) async -> [String?]? {
         do {
-            return try await database.query(sql, [channel.subTopic, channel.claims.role, claims]).values.first
+            return try await database.query(sql, [subTopic, claims.role, JSONValue.object(claims.claims).jsonString]).values.first
         } catch {
-            logger.error("private channel authorization failed", metadata: ["topic": "\(channel.topic)", "error": "\(error)"])
+            logger.error("private channel authorization failed", metadata: ["topic": "\(subTopic)", "error": "\(error)"])
             return nil
         }
     }

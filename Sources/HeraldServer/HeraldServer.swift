@@ -77,10 +77,11 @@ public enum HeraldServer {
         let authorizer = ChangeAuthorizer(databaseURL: configuration.databaseURL, logger: logger)
         defer { authorizer.close() }
         let dispatcher = ChangeDispatcher(hub: hub, authorizer: authorizer, logger: logger)
+        let policies = ChannelPolicies(database: database, logger: logger)
         let sockets = SocketServices(
             hub: hub,
             verifier: verifier,
-            policies: ChannelPolicies(database: database, logger: logger),
+            policies: policies,
             joins: JoinRateLimit(perSecond: configuration.maxJoinsPerSecond),
             changes: dispatcher,
             maxMessageBytes: configuration.maxMessageBytes,
@@ -91,7 +92,7 @@ public enum HeraldServer {
         // Browsers call the REST endpoints from other origins, as upstream allows.
         router.add(middleware: CORSMiddleware(allowOrigin: .all, allowHeaders: [.authorization, .contentType, HTTPField.Name("apikey")!]))
         addRoutes(to: router, verifier: verifier, hub: hub)
-        BroadcastRoutes.add(to: router, verifier: verifier, hub: hub, configuration: configuration)
+        BroadcastRoutes.add(to: router, verifier: verifier, policies: policies, hub: hub, configuration: configuration)
         let maxFrameSize = configuration.maxMessageBytes
         let maxBufferedBytes = configuration.maxBufferedBytes
         let maxConnections = configuration.maxConnections

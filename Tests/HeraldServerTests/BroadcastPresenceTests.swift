@@ -80,7 +80,7 @@ import Testing
             try await publicSocket.push("1", "2", "realtime:x", "broadcast", ["event": "e", "payload": [:]])
             #expect(try await publicSocket.receive().text.contains(#""broadcast""#))
             #expect(try await drain(privateSocket).isEmpty)
-            // A private join without service_role is refused until RLS authorization exists.
+            // A private join is refused unless a policy on realtime.messages lets the token read the topic.
             let (refused, _) = try await publicSocket.joinV2("realtime:y", config: ["private": true], ref: "5")
             #expect(refused.arrayValue?[4]["response"]?["reason"] == "Unauthorized: You do not have permissions to read from this Channel topic: y")
             await privateSocket.close()

@@ -58,6 +58,25 @@ import Testing
             #expect(try await reader.receiveJSON().arrayValue?[4] == ["status": "error", "response": [:]])
             #expect(try await drain(writer).isEmpty)
 
+            // REST follows the same write policy: the writer's private message is delivered, the reader's refused (single)
+            // or skipped (batch).
+            func post(_ path: String, token: String, body: String) async throws -> Int {
+                try await HTTPProbe.request(
+                    port: herald.port, method: "POST", path: path,
+                    headers: [("Authorization", "Bearer \(token)"), ("Content-Type", "application/json")], body: Array(body.utf8)
+                ).status
+            }
+            let writerToken = try await herald.token(extra: ["sub": "writer", "team": "a"])
+            let readerToken = try await herald.token(extra: ["sub": "reader", "team": "a"])
+            #expect(try await post("/api/broadcast/room:1/events/rest?private=true", token: writerToken, body: #"{"n":3}"#) == 202)
+            // A user broadcast: a V2 binary frame (kind 4) ending with the JSON payload.
+            #expect(try await reader.receive().payload.suffix(7) == Array(#"{"n":3}"#.utf8))
+            #expect(try await drain(writer).count == 1)
+            #expect(try await post("/api/broadcast/room:1/events/rest?private=true", token: readerToken, body: #"{"n":4}"#) == 403)
+            let batch = #"{"messages":[{"topic":"room:1","event":"e","payload":{"n":5},"private":true}]}"#
+            #expect(try await post("/api/broadcast", token: readerToken, body: batch) == 202)
+            #expect(try await drain(writer).isEmpty)
+
             // A refreshed token that may no longer read closes the channel.
             let moved = try await herald.token(extra: ["sub": "reader", "team": "b"])
             try await reader.push("1", nil, "realtime:room:1", "access_token", ["access_token": .string(moved)])

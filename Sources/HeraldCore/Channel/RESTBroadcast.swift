@@ -22,9 +22,9 @@ public enum RESTBroadcast {
 
     /// `POST /api/broadcast`: `{"messages":[{"topic","event","payload","private"?,"id"?}]}`. Every message is
     /// checked before any is delivered; each one becomes a JSON `broadcast` whose payload is
-    /// `{"event","payload","type":"broadcast"}` (+ `"meta":{"id"}` when an id is given). Private messages are only
-    /// delivered when `mayWritePrivate` (others are skipped, the answer is still 202).
-    public static func batch(_ body: [UInt8], maxPayloadBytes: Int, mayWritePrivate: Bool) -> Result<[BroadcastMessage], Refusal> {
+    /// `{"event","payload","type":"broadcast"}` (+ `"meta":{"id"}` when an id is given). The caller delivers private
+    /// messages only to topics the token may write (the others are skipped, the answer is still 202).
+    public static func batch(_ body: [UInt8], maxPayloadBytes: Int) -> Result<[BroadcastMessage], Refusal> {
         guard case .object(let root)? = try? JSONValue.parse(body), case .array(let entries)? = root["messages"] else {
             return .failure(Refusal(status: 422, body: ["errors": ["messages": ["can't be blank"]]]))
         }
@@ -49,7 +49,6 @@ public enum RESTBroadcast {
             errors.append(.object(entryErrors))
             guard entryErrors.isEmpty, case .string(let topic)? = object["topic"] else { continue }
             let isPrivate = JoinConfig.flexibleBool(object["private"])
-            if isPrivate && !mayWritePrivate { continue }
             messages.append(
                 BroadcastMessage(topic: TopicKey(subTopic: topic, isPrivate: isPrivate), sender: nil, includeSender: true, content: .json(bytes))
             )
@@ -61,15 +60,15 @@ public enum RESTBroadcast {
     }
 
     /// `POST /api/broadcast/:topic/events/:event`: the body is JSON (`application/json` or no content type) or
-    /// raw bytes (`application/octet-stream`), delivered as a user broadcast (kind 4 to V2 sockets).
+    /// raw bytes (`application/octet-stream`), delivered as a user broadcast (kind 4 to V2 sockets). The caller answers
+    /// ``Refusal/forbidden`` for a private message the token may not write.
     public static func single(
         topic: String,
         event: String,
         contentType: String?,
         body: [UInt8],
         isPrivate: Bool,
-        maxPayloadBytes: Int,
-        mayWritePrivate: Bool
+        maxPayloadBytes: Int
     ) -> Result<BroadcastMessage, Refusal> {
         let mediaType = contentType?.split(separator: ";").first.map { $0.trimmingSpaces.lowercased() }
         let encoding: BinaryPayloadEncoding
@@ -85,7 +84,6 @@ public enum RESTBroadcast {
             return .failure(.unsupportedMediaType)
         }
         guard body.count <= maxPayloadBytes else { return .failure(.payloadTooLarge) }
-        guard !isPrivate || mayWritePrivate else { return .failure(.forbidden) }
         return .success(
             BroadcastMessage(
                 topic: TopicKey(subTopic: topic, isPrivate: isPrivate),
