@@ -235,7 +235,11 @@ struct Housekeeping: Service, CustomStringConvertible {
             await withDiscardingTaskGroup { group in
                 group.addTask { await every(configuration.presenceBatchInterval) { hub.flushPresence() } }
                 group.addTask {
-                    await every(.seconds(1)) {
+                    // Token expiries are whole seconds: sweeping just after each second turns means a channel closes
+                    // within milliseconds of its `exp`, with one shared timer instead of one per channel.
+                    while !Task.isShuttingDownGracefully && !Task.isCancelled {
+                        let now = WallClock.milliseconds()
+                        try? await Task.sleep(for: .milliseconds(1000 - now % 1000 + 2))
                         await hub.sweep(now: WallClock.milliseconds(), idleMilliseconds: configuration.idleTimeoutMilliseconds)
                     }
                 }
