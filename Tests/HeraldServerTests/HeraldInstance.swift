@@ -13,12 +13,15 @@ final class HeraldInstance: Sendable {
     let port: Int
     let databaseURL: String
     let database: PostgresClient
+    /// The replication slot the server streamed from, if it used the replication source.
+    private let slot: String?
     private let server: Task<Void, any Error>
 
-    private init(port: Int, databaseURL: String, server: Task<Void, any Error>) {
+    private init(port: Int, databaseURL: String, slot: String?, server: Task<Void, any Error>) {
         self.port = port
         self.databaseURL = databaseURL
         self.database = PostgresClient(databaseURL: databaseURL)
+        self.slot = slot
         self.server = server
     }
 
@@ -40,12 +43,14 @@ final class HeraldInstance: Sendable {
             _ = try await server.value
             throw HarnessError("Herald stopped before it was serving")
         }
-        return HeraldInstance(port: port, databaseURL: databaseURL, server: server)
+        let slot = configuration.changeSource.kind == .trigger ? nil : configuration.changeSource.slot
+        return HeraldInstance(port: port, databaseURL: databaseURL, slot: slot, server: server)
     }
 
     func stop() async {
         server.cancel()
         _ = try? await server.value
+        if let slot { try? await dropReplicationSlot(slot, databaseURL: databaseURL) }
         database.close()
     }
 
@@ -73,6 +78,23 @@ final class HeraldInstance: Sendable {
     func sql(_ statement: String, _ params: [String?] = []) async throws -> PGRows {
         try await database.query(statement, params)
     }
+}
+
+/// Slots belong to the shared cluster (and count against its `max_replication_slots`): a test's slot must not
+/// outlive it. Waits for its WAL sender to let go first.
+func dropReplicationSlot(_ slot: String, databaseURL: String) async throws {
+    let database = PostgresClient(databaseURL: databaseURL)
+    defer { database.close() }
+    for _ in 0..<400 {
+        let rows = try await database.query(
+            "SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots WHERE slot_name = $1 AND NOT active",
+            [slot]
+        )
+        if rows.count == 1 { return }
+        if try await database.query("SELECT 1 FROM pg_replication_slots WHERE slot_name = $1", [slot]).count == 0 { return }
+        try await Task.sleep(for: .milliseconds(25))
+    }
+    throw HarnessError("replication slot \(slot) stayed active")
 }
 
 struct HarnessError: Error, CustomStringConvertible {

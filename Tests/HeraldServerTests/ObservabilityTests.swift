@@ -213,21 +213,5 @@ import Testing
             throw error
         }
         await herald.stop()
-        try await dropSlot(slot, herald.databaseURL)
-    }
-
-    /// Slots belong to the shared cluster: a test's slot must not outlive it.
-    func dropSlot(_ slot: String, _ databaseURL: String) async throws {
-        let database = PostgresClient(databaseURL: databaseURL)
-        defer { database.close() }
-        for _ in 0..<400 {
-            let rows = try await database.query(
-                "SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots WHERE slot_name = $1 AND NOT active",
-                [slot]
-            )
-            if rows.count == 1 { return }
-            try await Task.sleep(for: .milliseconds(25))
-        }
-        Issue.record("replication slot \(slot) stayed active")
     }
 }

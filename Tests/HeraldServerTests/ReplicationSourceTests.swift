@@ -62,7 +62,7 @@ struct ReplicationSourceTests {
         }
         running.cancel()
         _ = try? await running.value
-        try await dropSlot(slot, database)
+        try await dropReplicationSlot(slot, databaseURL: url)
     }
 
     /// Waits until a WAL sender streams from the slot (while the slot is being created, its creator holds it).
@@ -76,18 +76,6 @@ struct ReplicationSourceTests {
             try await Task.sleep(for: .milliseconds(25))
         }
         throw HarnessError("replication slot \(slot) never became active")
-    }
-
-    func dropSlot(_ slot: String, _ database: PostgresClient) async throws {
-        for _ in 0..<200 {
-            let rows = try await database.query(
-                "SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots WHERE slot_name = $1 AND NOT active",
-                [slot]
-            )
-            if rows.count == 1 { return }
-            try await Task.sleep(for: .milliseconds(25))
-        }
-        Issue.record("replication slot \(slot) stayed active")
     }
 
     @Test func dispatchesCapturedTablesAndFollowsCaptureChanges() async throws {

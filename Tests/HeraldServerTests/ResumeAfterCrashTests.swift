@@ -147,6 +147,6 @@ import Testing
             throw error
         }
         try await second?.kill9()
-        try await ResumeTests.dropSlot(ChangeSourceConfiguration(kind: .replication, slot: slot), url: url)
+        try await dropReplicationSlot(slot, databaseURL: url)
     }
 }

@@ -32,20 +32,6 @@ import Testing
     }
 
     /// Drops the slot of a replication instance once it has stopped (slots belong to the whole test cluster).
-    static func dropSlot(_ configuration: ChangeSourceConfiguration, url: String) async throws {
-        guard configuration.kind == .replication else { return }
-        let database = PostgresClient(databaseURL: url)
-        defer { database.close() }
-        for _ in 0..<200 {
-            let rows = try await database.query(
-                "SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots WHERE slot_name = $1 AND NOT active",
-                [configuration.slot]
-            )
-            if rows.count == 1 { return }
-            try await Task.sleep(for: .milliseconds(25))
-        }
-    }
-
     @Test(arguments: [ChangeSourceConfiguration.Kind.trigger, .replication])
     func aRejoinGetsExactlyWhatItMissedInOrderThenLiveChanges(_ kind: ChangeSourceConfiguration.Kind) async throws {
         var source = ChangeSourceConfiguration()
@@ -96,7 +82,7 @@ import Testing
             #expect(try await Self.nextChange(again).content == "61")
             await again.close()
         }
-        try await Self.dropSlot(source, url: url)
+        if source.kind == .replication { try await dropReplicationSlot(source.slot, databaseURL: url) }
     }
 
     @Test func theOfficialPythonClientCanAskToResume() async throws {
