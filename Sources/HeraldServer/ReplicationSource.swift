@@ -201,7 +201,13 @@ struct ReplicationSource: Service, CustomStringConvertible {
             return
         }
         let deadline = ContinuousClock.now + timeout
+        var asked = ContinuousClock.now - .seconds(1)
         while stream.streamedThrough < target {
+            // An idle server reports its position only when asked (or every wal_sender_timeout / 2).
+            if asked.duration(to: .now) >= .milliseconds(200) {
+                stream.requestPosition()
+                asked = .now
+            }
             guard ContinuousClock.now < deadline, (try? await Task.sleep(for: .milliseconds(20))) != nil else {
                 logger.warning("serving before the replication stream caught up", metadata: ["pg.target": "\(target)", "pg.streamed": "\(stream.streamedThrough)"])
                 return

@@ -13,6 +13,8 @@ final class ReplicationLoop: Sendable {
     private let acknowledged: @Sendable () -> LSN
     /// Told how far the server has sent everything (commit ends, and keepalive WAL ends between transactions).
     private let streamed: @Sendable (LSN) -> Void
+    /// Whether the consumer wants the server's sent position now (taken once per call).
+    private let positionWanted: @Sendable () -> Bool
     private let deliver: @Sendable (ReplicationEvent) -> Void
 
     init(
@@ -22,6 +24,7 @@ final class ReplicationLoop: Sendable {
         signal: StopSignal,
         acknowledged: @escaping @Sendable () -> LSN,
         streamed: @escaping @Sendable (LSN) -> Void,
+        positionWanted: @escaping @Sendable () -> Bool,
         deliver: @escaping @Sendable (ReplicationEvent) -> Void
     ) {
         self.databaseURL = databaseURL
@@ -30,6 +33,7 @@ final class ReplicationLoop: Sendable {
         self.signal = signal
         self.acknowledged = acknowledged
         self.streamed = streamed
+        self.positionWanted = positionWanted
         self.deliver = deliver
     }
 
@@ -137,7 +141,7 @@ final class ReplicationLoop: Sendable {
             case .data(let bytes):
                 try handle(bytes, session, &progress)
             case .wouldBlock:
-                sendStatus(session, &progress, replyRequested: false)
+                sendStatus(session, &progress, replyRequested: false, askServer: positionWanted())
                 if session.stream.waitForInput(timeout: configuration.pollInterval) {
                     try session.stream.consumeInput()
                 }
@@ -167,16 +171,18 @@ final class ReplicationLoop: Sendable {
     }
 
     /// Sends a standby status update when one is due; a failure shows on the next read.
-    private func sendStatus(_ session: Session, _ progress: inout Progress, replyRequested: Bool) {
+    /// With `askServer` the update asks the server to answer at once with a keepalive.
+    private func sendStatus(_ session: Session, _ progress: inout Progress, replyRequested: Bool, askServer: Bool = false) {
         let confirmable = progress.feedback.confirmable(
             acknowledged: max(acknowledged(), progress.floor),
             deliveredThrough: progress.assembler.deliveredThrough,
             isInTransaction: progress.assembler.isInTransaction
         )
         let clock = PostgresEpoch.postgresMicroseconds(Int64(Date().timeIntervalSince1970 * 1_000_000))
-        guard let update = progress.feedback.update(confirmable: confirmable, replyRequested: replyRequested, now: .now, postgresClock: clock) else {
+        guard var update = progress.feedback.update(confirmable: confirmable, replyRequested: replyRequested || askServer, now: .now, postgresClock: clock) else {
             return
         }
+        update.replyRequested = askServer
         do {
             try session.stream.sendCopyData(update.bytes)
             logger.trace("confirmed replication position", metadata: ["pg.lsn": "\(update.flushed)"])

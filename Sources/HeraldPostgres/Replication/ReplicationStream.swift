@@ -65,6 +65,7 @@ public final class ReplicationStream: Sendable {
     private let signal = StopSignal()
     private let acknowledged = Atomic<UInt64>(0)
     private let streamed = Atomic<UInt64>(0)
+    private let positionWanted = Atomic<Bool>(false)
 
     /// Creates a stream; nothing happens until ``run(onEvent:)``.
     /// - Throws: ``PostgresError`` with code `.invalidParameter` for a slot or publication name PostgreSQL
@@ -92,6 +93,7 @@ public final class ReplicationStream: Sendable {
             signal: signal,
             acknowledged: { [self] in LSN(acknowledged.load(ordering: .acquiring)) },
             streamed: { [self] in streamed.max($0.value, ordering: .releasing) },
+            positionWanted: { [self] in positionWanted.exchange(false, ordering: .acquiringAndReleasing) },
             deliver: onEvent
         )
         await signal.runOnThread(named: "herald.replication") { loop.run() }
@@ -108,6 +110,12 @@ public final class ReplicationStream: Sendable {
     /// every transaction committed before that read has been delivered.
     public var streamedThrough: LSN {
         LSN(streamed.load(ordering: .acquiring))
+    }
+
+    /// Asks the server, with the next status update, to say at once how far it has sent (a keepalive carrying its
+    /// sent position): on an idle database it would otherwise say so only every `wal_sender_timeout / 2`.
+    public func requestPosition() {
+        positionWanted.store(true, ordering: .releasing)
     }
 
     /// Asks the stream to end; ``run(onEvent:)`` returns within about one poll interval.
