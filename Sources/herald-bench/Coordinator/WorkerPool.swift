@@ -95,6 +95,10 @@ final class WorkerPool {
         return "\(signalled ? "signal" : "status") \(process.terminationStatus)"
     }
 
+    func skip() {
+        for input in handles.inputs { LineStream.write(WorkerProtocol.skip, to: input) }
+    }
+
     func go(at start: UInt64) {
         for input in handles.inputs { LineStream.write(WorkerProtocol.go(at: start), to: input) }
     }
