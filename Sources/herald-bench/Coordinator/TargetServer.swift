@@ -196,13 +196,20 @@ final class NchanServer: TargetServer {
         try render(text, port: port, prefix: directory.path).write(to: configuration, atomically: true, encoding: .utf8)
         // taskset pins the master; the worker it forks inherits the core.
         let child = try await ChildServer.start(nginx, ["-p", directory.path, "-c", configuration.path], cpu: cpu, port: port, directory: directory)
+        // The master listens before it forks its worker.
         let master = child.process.processIdentifier
-        let childrenFile = "/proc/\(master)/task/\(master)/children"
-        guard let worker = (try? String(contentsOfFile: childrenFile, encoding: .utf8))?.split(separator: " ").first.flatMap({ Int32($0) }) else {
-            child.stop()
-            throw HarnessFailure("nginx (pid \(master)) started no worker process:\n\(child.log.suffix(2_000))")
+        let deadline = Monotonic.nanoseconds() + 10_000_000_000
+        while Monotonic.nanoseconds() < deadline {
+            if let worker = workerProcess(of: master) { return NchanServer(child: child, worker: worker) }
+            try await Task.sleep(for: .milliseconds(20))
         }
-        return NchanServer(child: child, worker: worker)
+        child.stop()
+        throw HarnessFailure("nginx (pid \(master)) started no worker process within 10 s:\n\(child.log.suffix(2_000))")
+    }
+
+    private static func workerProcess(of master: Int32) -> Int32? {
+        let children = try? String(contentsOfFile: "/proc/\(master)/task/\(master)/children", encoding: .utf8)
+        return children?.split(separator: " ").first.flatMap { Int32($0) }
     }
 
     var port: Int { child.port }

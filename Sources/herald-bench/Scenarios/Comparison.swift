@@ -29,7 +29,13 @@ struct TargetOptions: ParsableArguments {
                 comparison.skipped[target.rawValue] = reason
                 continue
             }
-            comparison.runs[target.rawValue] = try await scenario(target)
+            do {
+                comparison.runs[target.rawValue] = try await scenario(target)
+            } catch {
+                // One target failing leaves the others' numbers worth having.
+                progress("\(target.rawValue) failed: \(error)")
+                comparison.skipped[target.rawValue] = "failed: \(error)"
+            }
         }
         comparison.computeRatios()
         print(try SummaryOutput.line(comparison))
@@ -39,7 +45,7 @@ struct TargetOptions: ParsableArguments {
 /// One scenario on every target, and Herald ÷ peer for each figure both have.
 struct Comparison<Summary: ScenarioSummary>: Encodable {
     var runs: [String: Summary] = [:]
-    /// Targets not run, and why.
+    /// Targets not run or failed, and why.
     var skipped: [String: String] = [:]
     /// By peer, then by figure: Herald's value ÷ the peer's (CPU per delivery, latency and memory: below 1 is
     /// better for Herald; deliveries/s and connects/s: above 1).

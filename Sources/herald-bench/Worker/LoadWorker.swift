@@ -395,13 +395,15 @@ final class LoadWorker {
         }
     }
 
-    /// POSTs `message` to the channel of `topic` on the next open publisher connection; false when none is open.
+    /// POSTs `message` to the channel of `topic` on the next open publisher connection; false when none is open
+    /// (closed ones are replaced, for the next messages).
     func post(_ message: String, to topic: String) -> Bool {
         for _ in 0..<publishers.count {
             let publisher = publishers[nextPublisher]
             nextPublisher = (nextPublisher + 1) % publishers.count
             if publisher.post(message, channel: Target.channel(of: topic)) { return true }
         }
+        if publishers.contains(where: \.isGone) { openPublishers() }
         return false
     }
 
