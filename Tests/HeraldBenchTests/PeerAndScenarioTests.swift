@@ -67,7 +67,7 @@ import Testing
         #expect(frame == #"[null,null,"realtime:r-0","broadcast",{"type":"broadcast","event":"b","payload":{"bt":5}}]"#)
     }
 
-    @Test func ratiosAreHeraldOverPeerForSharedFigures() {
+    @Test func ratiosAreHeraldOverPeerForSharedFigures() throws {
         let ratios = Comparison<S3Scenario.Summary>.ratios(["a": 3, "b": 1, "c": 2], ["a": 2, "c": 0, "d": 1])
         #expect(ratios == ["a": 1.5])
         #expect(try parseCounts("1000, 4000") == [1000, 4000])
