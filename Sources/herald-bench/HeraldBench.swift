@@ -9,7 +9,10 @@ struct HeraldBench: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "herald-bench",
         abstract: "Load-test Herald on loopback and print one JSON summary line.",
-        subcommands: [PresenceCommand.self, BroadcastCommand.self, SmokeCommand.self, WorkerCommand.self]
+        subcommands: [
+            S1Command.self, S2Command.self, S3Command.self, PresenceCommand.self, BroadcastCommand.self, SmokeCommand.self,
+            WorkerCommand.self, FloorServerCommand.self,
+        ]
     )
 }
 
@@ -33,12 +36,17 @@ struct HarnessOptions: ParsableArguments {
     @Option(help: "Abandon the run after this many seconds.")
     var timeout: Double = 900
 
+    @Option(help: "nginx configuration template for --target nchan (default: Benchmarks/nchan/nginx.conf.template above this executable).")
+    var nchanConfig: String?
+
     @Option(help: "Record perf profiles (cpu-clock, call graphs) of the server during each phase but the idle ones, into <prefix>-<n>-<kind>.data.")
     var perfRecord: String?
 
-    func settings() -> BenchRun.Settings {
+    func settings(target: Target = .herald) -> BenchRun.Settings {
         BenchRun.Settings(
+            target: target,
             herald: herald ?? Subprocess.sibling("herald"),
+            nchanTemplate: nchanConfig,
             serverCPU: serverCPU >= 0 ? serverCPU : nil,
             generatorCPU: generatorCPU >= 0 ? generatorCPU : nil,
             socketsPerWorker: max(1, socketsPerWorker),
@@ -46,6 +54,13 @@ struct HarnessOptions: ParsableArguments {
             perfPrefix: perfRecord
         )
     }
+}
+
+/// "1000,4000" → [1000, 4000]: positive whole numbers.
+func parseCounts(_ text: String) throws -> [Int] {
+    let counts = try parseRates(text)
+    guard counts.allSatisfy({ $0 >= 1 && $0.rounded() == $0 }) else { throw ValidationError("expected comma-separated positive whole numbers, got '\(text)'") }
+    return counts.map { Int($0) }
 }
 
 /// "50,100,200" → [50, 100, 200]; "" → none.

@@ -3,9 +3,11 @@
 struct WorkerPlan: Codable {
     var worker: Int
     var workers: Int
+    /// The server the sockets talk to: how they upgrade, join, publish and keep alive.
+    var target: Target = .herald
     var host: String
     var port: Int
-    /// The JWT sent as `apikey`.
+    /// The JWT sent as `apikey` (Herald only).
     var token: String
     /// The local address this worker's sockets bind to (127.0.0.x): each address has its own ephemeral ports.
     var sourceAddress: String
@@ -23,19 +25,68 @@ struct WorkerPlan: Codable {
     }
 }
 
-/// Sockets that join rooms of one kind: member `m` joins `realtime:<name>-<m / roomSize>`.
+/// Sockets that join rooms of one kind: member `m` joins `realtime:<name>-<m / roomSize>`; with `echo` also a room
+/// of its own, `realtime:<name>-echo-<m>`, where its messages come back to it (broadcast self: S1's shape).
 struct SocketGroup: Codable, Equatable {
     var name: String
     var members: Int
     var roomSize: Int
     /// Join with presence enabled (key `<name><m>`) and track `{"t": sent ns, "m": m}` right after the join.
     var presence: Bool
+    var echo = false
 
     var rooms: Int { (members + roomSize - 1) / roomSize }
 
     func topic(of member: Int) -> String { "realtime:\(name)-\(member / roomSize)" }
 
+    /// Every room of `member`: its shared room first, then its echo room. A room of one member is an echo room.
+    func rooms(of member: Int) -> [Room] {
+        let size = min(roomSize, members - member / roomSize * roomSize)
+        let shared = Room(topic: topic(of: member), members: size, selfDelivery: roomSize == 1)
+        guard echo else { return [shared] }
+        return [shared, Room(topic: "realtime:\(name)-echo-\(member)", members: 1, selfDelivery: true)]
+    }
+
     func presenceKey(of member: Int) -> String { "\(name)\(member)" }
+}
+
+/// A room one socket is in.
+struct Room: Equatable {
+    var topic: String
+    var members: Int
+    /// The sender receives its own messages (Herald: `broadcast.self`).
+    var selfDelivery: Bool
+}
+
+/// The server under test: Herald, or a peer driven by the same clients (docs/benchmarks.md, "Peers").
+enum Target: String, Codable, CaseIterable, Sendable {
+    /// `herald serve`: Phoenix V2 sockets that join their topics.
+    case herald
+    /// nginx + nchan: WebSocket subscribers of one channel per room, messages published by HTTP POST.
+    case nchan
+    /// `herald-bench floor-server`: rooms from the URL, each message written as one pre-encoded frame.
+    case floor
+
+    /// Frames one message to `room` becomes: nchan also sends it to the publisher (a subscriber of the channel like
+    /// any other); Herald and the floor only with self delivery.
+    func deliveries(of room: Room) -> Int {
+        self == .nchan || room.selfDelivery ? room.members : room.members - 1
+    }
+
+    /// The nchan channel of a topic (`realtime:` dropped).
+    static func channel(of topic: String) -> Substring {
+        topic.hasPrefix("realtime:") ? topic.dropFirst("realtime:".count) : Substring(topic)
+    }
+
+    /// The request target of a socket in `rooms`. Herald's sockets join their rooms after the upgrade; the peers
+    /// take the rooms from the URL (the floor: `+` marks a room whose sender gets its own messages back).
+    func upgradePath(rooms: [Room], token: String) -> String {
+        switch self {
+        case .herald: "/socket/websocket?apikey=\(token)&vsn=2.0.0"
+        case .nchan: "/sub/" + rooms.map { Self.channel(of: $0.topic) }.joined(separator: ",")
+        case .floor: "/floor/" + rooms.map { ($0.selfDelivery ? "+" : "") + $0.topic }.joined(separator: ",")
+        }
+    }
 }
 
 enum Phase: Codable, Equatable {
@@ -51,6 +102,8 @@ enum Phase: Codable, Equatable {
     /// Every connected, not yet joined socket joins and tracks at once; ends when every member's presence
     /// holds all members, or at the timeout.
     case storm(StormStep)
+    /// Member 0 publishes one message to its room; ends when every socket that should receive it did.
+    case burst(BurstStep)
     /// Closes every socket.
     case disconnect
 }
@@ -69,6 +122,7 @@ extension Phase {
         case .churn: "churn"
         case .broadcast: "broadcast"
         case .storm: "storm"
+        case .burst: "burst"
         case .disconnect: "disconnect"
         }
     }
@@ -84,7 +138,7 @@ struct ChurnStep: Codable, Equatable {
 
 struct BroadcastStep: Codable, Equatable {
     var seconds: Double
-    /// Messages published per second over all rooms.
+    /// Messages published per second over all rooms (a socket in two rooms publishes into each in turn).
     var messagesPerSecond: Double
     /// Members `0..<publishersPerRoom` of each room publish.
     var publishersPerRoom: Int
@@ -97,6 +151,12 @@ struct BroadcastStep: Codable, Equatable {
 
     /// Whether `member` of a room of `roomSize` publishes.
     func publishes(_ member: Int, roomSize: Int) -> Bool { member % roomSize < publishersPerRoom }
+}
+
+struct BurstStep: Codable, Equatable {
+    var payloadBytes: Int
+    /// The phase ends after this long even when some deliveries never came.
+    var timeoutSeconds: Double
 }
 
 struct StormStep: Codable, Equatable {

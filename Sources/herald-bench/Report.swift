@@ -13,6 +13,8 @@ struct PhaseReport: Codable {
     /// Frames the harness could not read as Phoenix V2 messages.
     var unreadableFrames = 0
     var bytesReceived = 0
+    /// Deliveries the messages published in this phase should make (`Target.deliveries(of:)` per message).
+    var expectedDeliveries = 0
     /// Operations sent by the load (rejoins, track updates, broadcasts), and how many were due but not sent
     /// when the phase ended (a generator that could not keep up).
     var operations = 0
@@ -28,7 +30,8 @@ struct PhaseReport: Codable {
     var setup = LatencyHistogram()
     /// When the last fan-out frame arrived (monotonic ns).
     var lastDeliveryAt: UInt64?
-    /// Storm: when the first join was sent and when the last member converged (monotonic ns).
+    /// Storm: when the first join was sent and when the last member converged; burst: when the message was
+    /// published (monotonic ns).
     var firstSendAt: UInt64?
     var lastConvergedAt: UInt64?
     /// CPU time of the worker process during the phase, and time its threads waited for a CPU.
@@ -44,6 +47,7 @@ struct PhaseReport: Codable {
         serverCloses += other.serverCloses
         unreadableFrames += other.unreadableFrames
         bytesReceived += other.bytesReceived
+        expectedDeliveries += other.expectedDeliveries
         operations += other.operations
         shortfall += other.shortfall
         ready += other.ready

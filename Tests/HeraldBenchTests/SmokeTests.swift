@@ -1,10 +1,11 @@
 import Foundation
 import Testing
 
-/// Runs `herald-bench smoke` (the debug build beside this test binary) against a real Herald: it must finish
-/// with `"ok": true`. Nothing about speed is asserted.
+/// Runs `herald-bench smoke` (the debug build beside this test binary) against a real Herald, then S1 and S2's
+/// phases on the floor peer (and nchan when nginx is installed): it must finish with `"ok": true`. Nothing about
+/// speed is asserted.
 @Suite struct SmokeTests {
-    @Test(.timeLimit(.minutes(2))) func smokeRunCountsDeliveriesAndConverges() throws {
+    @Test(.timeLimit(.minutes(3))) func smokeRunCountsDeliveriesAndConverges() throws {
         let folder = URL(fileURLWithPath: "/proc/self/exe").resolvingSymlinksInPath().deletingLastPathComponent()
         let bench = folder.appendingPathComponent("herald-bench")
         let process = Process()

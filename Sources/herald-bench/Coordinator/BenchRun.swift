@@ -4,7 +4,11 @@ import Foundation
 /// server's CPU time and RSS read at the start and end of every phase.
 struct BenchRun {
     struct Settings {
+        /// The server measured, and where its programs are.
+        var target = Target.herald
         var herald: String
+        /// nginx's configuration template (nil: `Benchmarks/nchan/nginx.conf.template` found above the executable).
+        var nchanTemplate: String?
         /// Cores for the server and for the generator; nil runs them unpinned.
         var serverCPU: Int?
         var generatorCPU: Int?
@@ -49,15 +53,22 @@ struct BenchRun {
         var serverLogTail: String
     }
 
-    /// Runs `phases` with enough workers for `maxSockets` open at once.
-    static func run(_ settings: Settings, maxSockets: Int, phases: [Phase]) async throws -> Result {
-        let server = try await ServerUnderTest.start(herald: settings.herald, cpu: settings.serverCPU)
+    /// Runs `phases` with enough workers for `maxSockets` open at once. A phase for which `shouldRun` (given the
+    /// outcomes so far) says false is skipped and has no outcome.
+    static func run(
+        _ settings: Settings,
+        maxSockets: Int,
+        phases: [Phase],
+        shouldRun: (Phase, [Outcome]) -> Bool = { _, _ in true }
+    ) async throws -> Result {
+        let server = try await settings.target.start(settings)
         defer { server.stop() }
         let workerCount = max(1, (maxSockets + settings.socketsPerWorker - 1) / settings.socketsPerWorker)
         let plans = (0..<workerCount).map { worker in
             WorkerPlan(
                 worker: worker,
                 workers: workerCount,
+                target: settings.target,
                 host: "127.0.0.1",
                 port: server.port,
                 token: server.token,
@@ -86,8 +97,12 @@ struct BenchRun {
         var outcomes: [Outcome] = []
         let decoder = JSONDecoder()
         for (number, phase) in phases.enumerated() {
-            progress(describe(phase))
             _ = try await pool.collect("ready")
+            guard shouldRun(phase, outcomes) else {
+                pool.skip()
+                continue
+            }
+            progress("\(settings.target.rawValue): " + describe(phase))
             var profiler: Process?
             if let prefix = settings.perfPrefix, !phase.isIdle {
                 profiler = try await Self.startProfiler(pid: server.pid, output: "\(prefix)-\(number)-\(phase.kind).data", cpu: settings.generatorCPU)
@@ -140,6 +155,7 @@ struct BenchRun {
         case .churn(let step): "churn: \(step.rejoinsPerSecond) rejoins/s + \(step.updatesPerSecond) track updates/s for \(step.seconds) s"
         case .broadcast(let step): "broadcast: \(step.messagesPerSecond) messages/s for \(step.seconds) s"
         case .storm(let step): "join storm: \(step.group.members) members into one room"
+        case .burst: "one message to the first room"
         case .disconnect: "closing the sockets"
         }
     }

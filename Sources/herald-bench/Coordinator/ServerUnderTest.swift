@@ -11,7 +11,7 @@ import Darwin
 /// A throwaway PostgreSQL (migrated with Herald's SQL) and `herald serve` in front of it as a child process,
 /// pinned to its core, with a token its sockets can use. Everything lives in one temporary folder, removed by
 /// `stop()`.
-final class ServerUnderTest: Sendable {
+final class ServerUnderTest: TargetServer {
     let port: Int
     let token: String
     let pid: Int32
@@ -82,11 +82,6 @@ final class ServerUnderTest: Sendable {
 
     var log: String { (try? String(contentsOf: directory.appendingPathComponent("herald.log"), encoding: .utf8)) ?? "" }
 
-    func sample() throws -> ProcessSample {
-        guard let sample = ProcessSample.read(pid: pid) else { throw HarnessFailure("herald (pid \(pid)) is gone:\n\(log.suffix(2_000))") }
-        return sample
-    }
-
     /// SIGTERM (graceful shutdown), SIGKILL after 10 s; then PostgreSQL stops and the folder goes.
     func stop() {
         stopped.withLock { stopped in
@@ -102,27 +97,6 @@ final class ServerUnderTest: Sendable {
     }
 
     private func waitUntilListening() async throws {
-        let deadline = Monotonic.nanoseconds() + 30_000_000_000
-        while Monotonic.nanoseconds() < deadline {
-            guard process.isRunning else { throw HarnessFailure("herald exited at start:\n\(log.suffix(2_000))") }
-            if Self.accepts(port: port) { return }
-            try await Task.sleep(for: .milliseconds(50))
-        }
-        throw HarnessFailure("herald did not listen on port \(port) within 30 s")
-    }
-
-    private static func accepts(port: Int) -> Bool {
-        let descriptor = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-        guard descriptor >= 0 else { return false }
-        defer { close(descriptor) }
-        var address = sockaddr_in()
-        address.sin_family = sa_family_t(AF_INET)
-        address.sin_addr.s_addr = inet_addr("127.0.0.1")
-        address.sin_port = UInt16(port).bigEndian
-        return withUnsafePointer(to: &address) { pointer in
-            pointer.withMemoryRebound(to: sockaddr.self, capacity: 1) {
-                connect(descriptor, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) == 0
-            }
-        }
+        try await Listening.wait(for: port, while: { process.isRunning }, log: { log })
     }
 }

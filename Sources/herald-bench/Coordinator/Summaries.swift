@@ -16,6 +16,19 @@ struct RunInfo: Codable {
     }
 }
 
+extension RunInfo {
+    /// A finished run's facts; `loadAverageBefore` was read before it started.
+    init(_ settings: BenchRun.Settings, _ result: BenchRun.Result, loadAverageBefore: String, withLog: Bool = false) {
+        herald = settings.target == .herald ? settings.herald : settings.target.rawValue
+        serverCPU = settings.serverCPU
+        generatorCPU = settings.generatorCPU
+        generatorProcesses = result.workers
+        self.loadAverageBefore = loadAverageBefore
+        loadAverageAfter = Self.loadAverage()
+        serverLogTail = withLog ? result.serverLogTail : nil
+    }
+}
+
 /// Opening and joining the sockets, and what they cost the server in memory.
 struct ConnectSummary: Codable {
     var sockets: Int
@@ -145,10 +158,12 @@ struct LoadStepSummary: Codable {
         return summary
     }
 
-    static func broadcast(_ outcome: BenchRun.Outcome, _ step: BroadcastStep, roomSize: Int) -> LoadStepSummary {
+    /// Lost deliveries: what the messages sent should have made (each target's own count per message, see
+    /// `Target.deliveries(of:)`) minus what arrived.
+    static func broadcast(_ outcome: BenchRun.Outcome, _ step: BroadcastStep) -> LoadStepSummary {
         var summary = LoadStepSummary(outcome, seconds: step.seconds)
         summary.messagesPerSecond = step.messagesPerSecond
-        let expected = outcome.report.operations * (roomSize - 1)
+        let expected = outcome.report.expectedDeliveries
         summary.expectedDeliveries = expected
         summary.lostDeliveries = max(0, expected - outcome.report.deliveries)
         return summary
@@ -189,6 +204,47 @@ struct StormSummary: Codable {
         serverRunQueueWaitMs = rounded(Double(outcome.server.runQueueWaitMicroseconds) / 1000)
         machineCPUPressurePercent = outcome.machineCPUPressurePercent.map(rounded)
         errors = report.errorCount
+    }
+}
+
+/// Single messages to one large room, repeated: how long until the last member has each one.
+struct BurstSummary: Codable {
+    var members: Int
+    var messages: Int
+    /// Per message: from publishing to the last of its deliveries (only messages that reached every member).
+    var lastDeliveryMs: LatencySummary?
+    /// Every delivery: publish to receipt.
+    var deliveryLatencyMs: LatencySummary?
+    var deliveries: Int
+    var lostDeliveries: Int
+    var serverCPUMicrosecondsPerDelivery: Double?
+    var errors: Int
+
+    init(_ outcomes: [BenchRun.Outcome], members: Int) {
+        self.members = members
+        messages = outcomes.count
+        var lastDelivery = LatencyHistogram()
+        var latency = LatencyHistogram()
+        var expected = 0
+        var cpu: UInt64 = 0
+        var errors = 0
+        deliveries = 0
+        for outcome in outcomes {
+            let report = outcome.report
+            if let sent = report.firstSendAt, let last = report.lastDeliveryAt, report.deliveries >= report.expectedDeliveries {
+                lastDelivery.record(from: sent, to: last)
+            }
+            latency.add(report.latency)
+            deliveries += report.deliveries
+            expected += report.expectedDeliveries
+            cpu += outcome.server.cpuMicroseconds
+            errors += report.errorCount
+        }
+        lastDeliveryMs = lastDelivery.summary
+        deliveryLatencyMs = latency.summary
+        lostDeliveries = max(0, expected - deliveries)
+        serverCPUMicrosecondsPerDelivery = deliveries > 0 ? rounded(Double(cpu) / Double(deliveries)) : nil
+        self.errors = errors
     }
 }
 

@@ -74,7 +74,11 @@ final class WorkerPool {
         }
         while lines.contains(nil) {
             guard let event = await events.next() else { throw HarnessFailure("the workers' output ended") }
-            guard let line = event.line else { throw HarnessFailure("worker \(event.worker) exited early (\(exitDescription(of: event.worker)))") }
+            guard let line = event.line else {
+                // A worker that already gave its last line may end before the others give theirs.
+                if lines[event.worker] != nil { continue }
+                throw HarnessFailure("worker \(event.worker) exited early (\(exitDescription(of: event.worker)))")
+            }
             if lines[event.worker] == nil {
                 lines[event.worker] = line
             } else {
@@ -93,6 +97,10 @@ final class WorkerPool {
         guard Subprocess.wait(for: process, timeout: 2) else { return "still running" }
         let signalled = process.terminationReason == .uncaughtSignal
         return "\(signalled ? "signal" : "status") \(process.terminationStatus)"
+    }
+
+    func skip() {
+        for input in handles.inputs { LineStream.write(WorkerProtocol.skip, to: input) }
     }
 
     func go(at start: UInt64) {

@@ -74,7 +74,7 @@ struct BroadcastScenario {
         let result = try await BenchRun.run(settings, maxSockets: group.members, phases: phases)
         let steps = result.outcomes.compactMap { outcome -> LoadStepSummary? in
             guard case .broadcast(let step) = outcome.phase else { return nil }
-            return .broadcast(outcome, step, roomSize: group.roomSize)
+            return .broadcast(outcome, step)
         }
         return Summary(
             run: RunInfo(

@@ -15,10 +15,10 @@ enum ClientMessages {
         #"[null,"h\#(ref)","phoenix","heartbeat",{}]"#
     }
 
-    /// A join with broadcast `self: false, ack: false`; presence enabled (with `presenceKey`) or not.
-    static func join(topic: String, joinRef: Int, presenceKey: String?) -> String {
+    /// A join with broadcast `ack: false` and `self` as given; presence enabled (with `presenceKey`) or not.
+    static func join(topic: String, joinRef: Int, presenceKey: String?, selfBroadcast: Bool = false) -> String {
         let presence = presenceKey.map { #"{"enabled":true,"key":"\#($0)"}"# } ?? #"{"enabled":false}"#
-        let config = #"{"broadcast":{"self":false,"ack":false},"presence":\#(presence),"postgres_changes":[],"private":false}"#
+        let config = #"{"broadcast":{"self":\#(selfBroadcast),"ack":false},"presence":\#(presence),"postgres_changes":[],"private":false}"#
         return #"["j\#(joinRef)","j\#(joinRef)","\#(topic)","phx_join",{"config":\#(config)}]"#
     }
 

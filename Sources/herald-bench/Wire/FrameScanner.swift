@@ -5,6 +5,8 @@ enum FrameScanner {
     struct V2Head: Equatable {
         /// The ref's characters (without quotes), or nil when the ref is `null`.
         var ref: Range<Int>?
+        /// The topic's characters (without quotes).
+        var topic: Range<Int>
         var event: ServerEvent
         /// Where the payload (the fifth element) starts.
         var payloadStart: Int
@@ -17,9 +19,9 @@ enum FrameScanner {
         var index = 1
         guard readElement(bytes, &index) != nil else { return nil }
         guard let ref = readElement(bytes, &index) else { return nil }
-        guard case .string? = readElement(bytes, &index) else { return nil }
+        guard case .string(let topic)? = readElement(bytes, &index) else { return nil }
         guard case .string(let event)? = readElement(bytes, &index) else { return nil }
-        return V2Head(ref: ref.range, event: ServerEvent(bytes[event]), payloadStart: index)
+        return V2Head(ref: ref.range, topic: topic, event: ServerEvent(bytes[event]), payloadStart: index)
     }
 
     private enum Element {

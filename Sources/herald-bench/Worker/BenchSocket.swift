@@ -2,7 +2,8 @@ import NIOCore
 
 /// One client WebSocket of the generator and the only handler of its channel: it performs the upgrade, reads
 /// server frames straight out of the receive buffers (no copies, no JSON decoding), counts them in its worker's
-/// report and writes Phoenix V2 pushes. Lives on its worker's event loop.
+/// report and writes Phoenix V2 pushes (to Herald and the floor; nchan's subscribers only read, and keep alive
+/// with WebSocket pings). Lives on its worker's event loop.
 final class BenchSocket: ChannelInboundHandler {
     typealias InboundIn = ByteBuffer
     typealias OutboundOut = ByteBuffer
@@ -16,7 +17,8 @@ final class BenchSocket: ChannelInboundHandler {
 
     let member: Int
     let group: SocketGroup
-    let topic: String
+    /// Its shared room first (presence and churn use it), then its echo room if any.
+    let rooms: [Room]
     let connectStartedAt: UInt64
     private unowned let worker: LoadWorker
     private let joinOnOpen: Bool
@@ -25,8 +27,11 @@ final class BenchSocket: ChannelInboundHandler {
     private var unread: ByteBuffer?
     private(set) var state = State.connecting
     private var closedByUs = false
-    private var joinRef = 0
+    /// The join ref of each room's current join.
+    private var joinRefs: [Int]
     private var lastRef = 0
+    /// The room the next publish goes to (a socket in several rooms publishes into each in turn).
+    private var nextRoom = 0
     /// While connecting: replies still awaited before the socket is ready (the join's, then the track's).
     /// Nil once the outcome of the setup was reported.
     private var setupRepliesAwaited: Int? = 0
@@ -35,10 +40,14 @@ final class BenchSocket: ChannelInboundHandler {
 
     var isOpen: Bool { state == .open }
 
+    private var topic: String { rooms[0].topic }
+    private var target: Target { worker.plan.target }
+
     init(member: Int, group: SocketGroup, worker: LoadWorker, joinOnOpen: Bool, now: UInt64) {
         self.member = member
         self.group = group
-        self.topic = group.topic(of: member)
+        self.rooms = group.rooms(of: member)
+        self.joinRefs = Array(repeating: 0, count: rooms.count)
         self.worker = worker
         self.joinOnOpen = joinOnOpen
         self.connectStartedAt = now
@@ -52,7 +61,7 @@ final class BenchSocket: ChannelInboundHandler {
 
     func channelActive(context: ChannelHandlerContext) {
         state = .upgrading
-        context.writeAndFlush(wrapOutboundOut(ByteBuffer(string: worker.upgradeRequest)), promise: nil)
+        context.writeAndFlush(wrapOutboundOut(ByteBuffer(string: worker.upgradeRequest(for: self))), promise: nil)
     }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
@@ -130,24 +139,40 @@ final class BenchSocket: ChannelInboundHandler {
 
     private func received(opcode: UInt8, _ bytes: UnsafeRawBufferPointer, now: UInt64) {
         switch WebSocketWire.Opcode(rawValue: opcode) {
+        case .text where target == .nchan:
+            receivedMessage(bytes, now: now)
         case .text:
             receivedText(bytes, now: now)
+        case .binary where target == .nchan:
+            receivedMessage(bytes, now: now)
         case .binary:
             // Kind 4: a user broadcast.
             guard bytes.first == 4 else {
                 worker.report.unreadableFrames += 1
                 return
             }
-            worker.delivered(at: now)
             recordBroadcastLatency(bytes, from: 0, now: now)
+            worker.delivered(at: now)
         case .close:
             worker.report.serverCloses += 1
             close()
         case .ping:
             write { WebSocketWire.writeClientFrame(.pong, payload: bytes, into: &$0) }
+        case .pong:
+            worker.report.heartbeatReplies += 1
         default:
             worker.report.unreadableFrames += 1
         }
+    }
+
+    /// nchan sends the published message as it is: the payload with its send time.
+    private func receivedMessage(_ bytes: UnsafeRawBufferPointer, now: UInt64) {
+        guard FrameScanner.firstIndex(of: Markers.broadcastSentAt, in: bytes, range: 0..<bytes.count) != nil else {
+            worker.report.unreadableFrames += 1
+            return
+        }
+        recordBroadcastLatency(bytes, from: 0, now: now)
+        worker.delivered(at: now)
     }
 
     private func receivedText(_ bytes: UnsafeRawBufferPointer, now: UInt64) {
@@ -171,8 +196,8 @@ final class BenchSocket: ChannelInboundHandler {
             FrameScanner.forEachInteger(after: Markers.member, in: bytes, range: payload) { seen?.insert(Int($0)) }
             checkConvergence(now: now)
         case .broadcast:
-            worker.delivered(at: now)
             recordBroadcastLatency(bytes, from: head.payloadStart, now: now)
+            worker.delivered(at: now)
         case .reply:
             receivedReply(bytes, head: head)
         case .system:
@@ -207,6 +232,7 @@ final class BenchSocket: ChannelInboundHandler {
         }
     }
 
+    /// Before `worker.delivered`, which may end the phase (and take its report) with this very delivery.
     private func recordBroadcastLatency(_ bytes: UnsafeRawBufferPointer, from start: Int, now: UInt64) {
         guard let marker = FrameScanner.firstIndex(of: Markers.broadcastSentAt, in: bytes, range: start..<bytes.count),
             let (sentAt, _) = FrameScanner.integer(in: bytes, at: marker + Markers.broadcastSentAt.count)
@@ -222,12 +248,13 @@ final class BenchSocket: ChannelInboundHandler {
 
     // MARK: Setup
 
+    /// Herald's sockets join their rooms; the peers took them from the URL.
     private func opened() {
-        guard joinOnOpen else {
+        guard joinOnOpen, target == .herald else {
             finishSetup(ready: true)
             return
         }
-        setupRepliesAwaited = group.presence ? 2 : 1
+        setupRepliesAwaited = rooms.count + (group.presence ? 1 : 0)
         join(at: Monotonic.nanoseconds())
     }
 
@@ -240,11 +267,20 @@ final class BenchSocket: ChannelInboundHandler {
 
     // MARK: Writing
 
-    /// Joins the socket's room; with presence, tracks right after (the server handles a socket's pushes in order).
+    /// Joins the socket's rooms (presence in the first); with presence, tracks right after (the server handles a
+    /// socket's pushes in order).
     private func join(at now: UInt64) {
         write { buffer in
-            joinRef = nextRef()
-            WebSocketWire.writeClientFrame(.text, text: ClientMessages.join(topic: topic, joinRef: joinRef, presenceKey: presenceKey), into: &buffer)
+            for (index, room) in rooms.enumerated() {
+                joinRefs[index] = nextRef()
+                let join = ClientMessages.join(
+                    topic: room.topic,
+                    joinRef: joinRefs[index],
+                    presenceKey: index == 0 ? presenceKey : nil,
+                    selfBroadcast: room.selfDelivery
+                )
+                WebSocketWire.writeClientFrame(.text, text: join, into: &buffer)
+            }
             if group.presence { writeTrack(at: now, into: &buffer) }
         }
     }
@@ -258,9 +294,10 @@ final class BenchSocket: ChannelInboundHandler {
     /// Churn: leaves the room, joins it again and tracks, in one write.
     func rejoin(at now: UInt64) {
         write { buffer in
-            WebSocketWire.writeClientFrame(.text, text: ClientMessages.leave(topic: topic, joinRef: joinRef, ref: nextRef()), into: &buffer)
-            joinRef = nextRef()
-            WebSocketWire.writeClientFrame(.text, text: ClientMessages.join(topic: topic, joinRef: joinRef, presenceKey: presenceKey), into: &buffer)
+            WebSocketWire.writeClientFrame(.text, text: ClientMessages.leave(topic: topic, joinRef: joinRefs[0], ref: nextRef()), into: &buffer)
+            joinRefs[0] = nextRef()
+            let join = ClientMessages.join(topic: topic, joinRef: joinRefs[0], presenceKey: presenceKey, selfBroadcast: rooms[0].selfDelivery)
+            WebSocketWire.writeClientFrame(.text, text: join, into: &buffer)
             writeTrack(at: now, into: &buffer)
         }
     }
@@ -270,20 +307,35 @@ final class BenchSocket: ChannelInboundHandler {
         write { writeTrack(at: now, into: &$0) }
     }
 
-    func publish(at now: UInt64, payloadBytes: Int, binary: Bool) {
+    /// Publishes one message into the socket's next room: a push on the socket, or for nchan an HTTP POST on one
+    /// of the worker's publisher connections. Returns the room, nil when nothing could be sent.
+    func publish(at now: UInt64, payloadBytes: Int, binary: Bool) -> Room? {
+        guard state == .open else { return nil }
+        let index = nextRoom
+        nextRoom = (nextRoom + 1) % rooms.count
+        let room = rooms[index]
         let payload = ClientMessages.broadcastPayload(sentAt: now, size: payloadBytes)
+        if target == .nchan {
+            return worker.post(payload, to: room.topic) ? room : nil
+        }
         write { buffer in
             if binary {
-                ClientMessages.writeBinaryBroadcast(topic: topic, joinRef: joinRef, payload: payload, into: &buffer)
+                ClientMessages.writeBinaryBroadcast(topic: room.topic, joinRef: joinRefs[index], payload: payload, into: &buffer)
             } else {
-                let push = ClientMessages.textBroadcast(topic: topic, joinRef: joinRef, payload: payload)
+                let push = ClientMessages.textBroadcast(topic: room.topic, joinRef: joinRefs[index], payload: payload)
                 WebSocketWire.writeClientFrame(.text, text: push, into: &buffer)
             }
         }
+        return room
     }
 
+    /// A Phoenix heartbeat; nchan's subscribers may not send messages, so theirs is a WebSocket ping.
     func heartbeat() {
-        write { WebSocketWire.writeClientFrame(.text, text: ClientMessages.heartbeat(ref: nextRef()), into: &$0) }
+        if target == .nchan {
+            write { WebSocketWire.writeClientFrame(.ping, payload: [], into: &$0) }
+        } else {
+            write { WebSocketWire.writeClientFrame(.text, text: ClientMessages.heartbeat(ref: nextRef()), into: &$0) }
+        }
     }
 
     /// Sends a close frame (1000) and closes the connection.
@@ -300,7 +352,7 @@ final class BenchSocket: ChannelInboundHandler {
     private var presenceKey: String? { group.presence ? group.presenceKey(of: member) : nil }
 
     private func writeTrack(at now: UInt64, into buffer: inout ByteBuffer) {
-        let track = ClientMessages.track(topic: topic, joinRef: joinRef, ref: nextRef(), sentAt: now, member: member)
+        let track = ClientMessages.track(topic: topic, joinRef: joinRefs[0], ref: nextRef(), sentAt: now, member: member)
         WebSocketWire.writeClientFrame(.text, text: track, into: &buffer)
     }
 

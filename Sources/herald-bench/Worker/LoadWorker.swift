@@ -6,7 +6,8 @@ import NIOPosix
 final class LoadWorker {
     let plan: WorkerPlan
     let loop: any EventLoop
-    let upgradeRequest: String
+    /// Herald's upgrade request is the same for every socket (the peers' name the socket's rooms).
+    private let heraldUpgradeRequest: String
     /// What the current phase has counted so far.
     var report = PhaseReport()
 
@@ -25,7 +26,11 @@ final class LoadWorker {
     private var load: Load?
     private var loadTask: RepeatedTask?
     private var stormMembersLeft = 0
+    private var burstDeliveriesLeft = 0
     private var socketsLeftToClose = 0
+    /// nchan: keep-alive HTTP connections messages are POSTed on, taken in turn.
+    private var publishers: [HTTPPublisher] = []
+    private var nextPublisher = 0
 
     private struct RunningPhase {
         let number: Int
@@ -52,15 +57,20 @@ final class LoadWorker {
     init(plan: WorkerPlan, loop: any EventLoop) {
         self.plan = plan
         self.loop = loop
-        self.upgradeRequest = WebSocketWire.upgradeRequest(
+        self.heraldUpgradeRequest = WebSocketWire.upgradeRequest(
             host: plan.host,
             port: plan.port,
-            target: "/socket/websocket?apikey=\(plan.token)&vsn=2.0.0"
+            target: Target.herald.upgradePath(rooms: [], token: plan.token)
         )
         self.random = SplitMix64(seed: UInt64(plan.worker + 1))
     }
 
     private var bound: NIOLoopBound<LoadWorker> { NIOLoopBound(self, eventLoop: loop) }
+
+    func upgradeRequest(for socket: BenchSocket) -> String {
+        guard plan.target != .herald else { return heraldUpgradeRequest }
+        return WebSocketWire.upgradeRequest(host: plan.host, port: plan.port, target: plan.target.upgradePath(rooms: socket.rooms, token: plan.token))
+    }
 
     /// Runs `phase` from `start` (monotonic ns) and returns what it counted.
     func run(_ phase: Phase, at start: UInt64) -> EventLoopFuture<PhaseReport> {
@@ -96,6 +106,8 @@ final class LoadWorker {
             startBroadcast(step, start: start)
         case .storm(let step):
             startStorm(step, start: start)
+        case .burst(let step):
+            startBurst(step)
         case .disconnect:
             closeAll()
         }
@@ -128,6 +140,7 @@ final class LoadWorker {
         sockets = []
         sockets.reserveCapacity(members.count)
         startHeartbeats()
+        if plan.target == .nchan { openPublishers() }
         guard !members.isEmpty else { return finishPhase() }
         connecting = Connecting(queue: members, left: members.count, join: join, concurrency: max(1, concurrency))
         openMore()
@@ -225,6 +238,10 @@ final class LoadWorker {
     func delivered(at now: UInt64) {
         report.deliveries += 1
         report.lastDeliveryAt = now
+        if burstDeliveriesLeft > 0 {
+            burstDeliveriesLeft -= 1
+            if burstDeliveriesLeft == 0 { finishPhase() }
+        }
     }
 
     /// Ticks every millisecond until `seconds` have passed, then waits until no frame has arrived for
@@ -269,7 +286,9 @@ final class LoadWorker {
         case .broadcast(let step, let publishers, var next, var pacer):
             guard !publishers.isEmpty else { return }
             for _ in 0..<pacer.due(at: now) {
-                publishers[next].publish(at: Monotonic.nanoseconds(), payloadBytes: step.payloadBytes, binary: step.binary)
+                if let room = publishers[next].publish(at: Monotonic.nanoseconds(), payloadBytes: step.payloadBytes, binary: step.binary) {
+                    report.expectedDeliveries += plan.target.deliveries(of: room)
+                }
                 next = (next + 1) % publishers.count
             }
             report.operations = pacer.issued
@@ -320,6 +339,72 @@ final class LoadWorker {
         report.lastConvergedAt = now
         stormMembersLeft -= 1
         if stormMembersLeft == 0 { finishPhase() }
+    }
+
+    // MARK: Burst
+
+    /// Member 0 publishes one message to its room a moment after the phase starts (so every worker has begun the
+    /// phase when the first delivery arrives); each worker waits for its own sockets in that room.
+    private func startBurst(_ step: BurstStep) {
+        guard let group else { return finishPhase() }
+        let room = group.rooms(of: 0)[0]
+        let publisher = publisherOfBurst
+        let receivers = sockets.filter { socket in
+            socket.isOpen && socket.rooms[0].topic == room.topic
+                && (socket.member != 0 || plan.target.deliveries(of: room) == room.members)
+        }
+        burstDeliveriesLeft = receivers.count
+        schedule(in: 0.02) { worker, number in
+            guard number == worker.phaseNumber, let publisher = worker.publisherOfBurst else { return }
+            let sentAt = Monotonic.nanoseconds()
+            guard let room = publisher.publish(at: sentAt, payloadBytes: step.payloadBytes, binary: false) else { return }
+            worker.report.operations = 1
+            worker.report.firstSendAt = sentAt
+            worker.report.expectedDeliveries = worker.plan.target.deliveries(of: room)
+            if worker.burstDeliveriesLeft == 0 { worker.finishPhase(number: number) }
+        }
+        if receivers.isEmpty && publisher == nil { return finishPhase() }
+        schedule(in: step.timeoutSeconds) { worker, number in
+            guard number == worker.phaseNumber else { return }
+            worker.burstDeliveriesLeft = 0
+            worker.finishPhase(number: number)
+        }
+    }
+
+    private var publisherOfBurst: BenchSocket? { sockets.first { $0.member == 0 && $0.isOpen } }
+
+    // MARK: nchan publishing
+
+    static let publisherConnections = 4
+
+    private func openPublishers() {
+        publishers.removeAll(where: \.isGone)
+        while publishers.count < Self.publisherConnections {
+            let publisher = HTTPPublisher(host: plan.host, port: plan.port)
+            publishers.append(publisher)
+            let handler = NIOLoopBound(publisher, eventLoop: loop)
+            let bootstrap = ClientBootstrap(group: loop)
+                .channelOption(.tcpOption(.tcp_nodelay), value: 1)
+                .channelInitializer { channel in
+                    channel.eventLoop.makeCompletedFuture { try channel.pipeline.syncOperations.addHandler(handler.value) }
+                }
+            let source = try? SocketAddress(ipAddress: plan.sourceAddress, port: 0)
+            (source.map { bootstrap.bind(to: $0) } ?? bootstrap)
+                .connect(host: plan.host, port: plan.port)
+                .whenFailure { _ in handler.value.connectFailed() }
+        }
+    }
+
+    /// POSTs `message` to the channel of `topic` on the next open publisher connection; false when none is open
+    /// (closed ones are replaced, for the next messages).
+    func post(_ message: String, to topic: String) -> Bool {
+        for _ in 0..<publishers.count {
+            let publisher = publishers[nextPublisher]
+            nextPublisher = (nextPublisher + 1) % publishers.count
+            if publisher.post(message, channel: Target.channel(of: topic)) { return true }
+        }
+        if publishers.contains(where: \.isGone) { openPublishers() }
+        return false
     }
 
     // MARK: Closing

@@ -5,7 +5,8 @@ import NIOPosix
 
 /// A generator process (started by the coordinator, never by hand). Line protocol on stdin/stdout:
 /// the first stdin line is the `WorkerPlan` as JSON; then, for each phase, the worker prints `ready`, waits for
-/// `go <monotonic ns>`, runs the phase from that instant and prints `report <PhaseReport JSON>`.
+/// `go <monotonic ns>`, runs the phase from that instant and prints `report <PhaseReport JSON>` (or reads `skip` and
+/// goes on to the next phase).
 struct WorkerCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "worker",
@@ -26,6 +27,7 @@ struct WorkerCommand: AsyncParsableCommand {
         for phase in plan.phases {
             LineStream.write("ready")
             guard let line = await input.next() else { throw ValidationError("the coordinator went away") }
+            if line == WorkerProtocol.skip { continue }
             guard let start = WorkerProtocol.goTime(line) else { throw ValidationError("expected 'go <ns>', got '\(line)'") }
             let report = try await loop.flatSubmit { worker.value.run(phase, at: start) }.get()
             LineStream.write("report " + String(decoding: try encoder.encode(report), as: UTF8.self))
@@ -36,6 +38,9 @@ struct WorkerCommand: AsyncParsableCommand {
 
 /// The words of the coordinator-worker line protocol.
 enum WorkerProtocol {
+    /// Instead of `go`: the phase is not run (a rising load that already passed its limit), no report follows.
+    static let skip = "skip"
+
     static func go(at start: UInt64) -> String { "go \(start)" }
 
     static func goTime(_ line: String) -> UInt64? {
