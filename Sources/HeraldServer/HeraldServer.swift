@@ -138,7 +138,9 @@ public enum HeraldServer {
         let app = Application(
             router: router,
             server: server,
-            configuration: .init(address: .hostname(configuration.host, port: configuration.port), serverName: "herald"),
+            // A deep accept queue: connection storms (thousands of clients reconnecting at once) should wait in the
+            // kernel, not time out and retransmit their SYN after a second.
+            configuration: .init(address: .hostname(configuration.host, port: configuration.port), serverName: "herald", backlog: 4096),
             onServerRunning: { channel in
                 await feed.readiness.wait()
                 await replication?.waitUntilCaughtUp()
@@ -237,10 +239,13 @@ struct Housekeeping: Service, CustomStringConvertible {
                 group.addTask {
                     // Token expiries are whole seconds: sweeping just after each second turns means a channel closes
                     // within milliseconds of its `exp`, with one shared timer instead of one per channel.
+                    // The outbound queue gauge is sampled every tenth sweep: it reads every socket's option.
+                    var sweeps = 0
                     while !Task.isShuttingDownGracefully && !Task.isCancelled {
                         let now = WallClock.milliseconds()
                         try? await Task.sleep(for: .milliseconds(1000 - now % 1000 + 2))
-                        await hub.sweep(now: WallClock.milliseconds(), idleMilliseconds: configuration.idleTimeoutMilliseconds)
+                        await hub.sweep(now: WallClock.milliseconds(), idleMilliseconds: configuration.idleTimeoutMilliseconds, sampleQueues: sweeps % 10 == 0)
+                        sweeps += 1
                     }
                 }
             }

@@ -459,11 +459,11 @@ final class Hub: Sendable {
 
     // MARK: Housekeeping
 
-    /// Closes sockets that sent nothing for `idleMilliseconds` and channels whose token expired, and samples the
-    /// outbound queues. Runs from one shared sweep, not a timer per socket: one atomic read per socket, one task per
-    /// event loop. (Slow consumers are closed by their own socket's handler the moment their backlog passes the high
-    /// water mark.)
-    func sweep(now: Int64, idleMilliseconds: Int64) async {
+    /// Closes sockets that sent nothing for `idleMilliseconds` and channels whose token expired; with
+    /// `sampleQueues`, also sums the sockets' unsent bytes for the metrics. Runs from one shared sweep, not a timer
+    /// per socket: one atomic read per socket, and for the sample one task per event loop. (Slow consumers are
+    /// closed by their own socket's handler the moment their backlog passes the high water mark.)
+    func sweep(now: Int64, idleMilliseconds: Int64, sampleQueues: Bool) async {
         closeExpiredChannels(nowSeconds: now / 1000)
         let connections = state.withLock { Array($0.connections.values) }
         var byLoop: [ObjectIdentifier: (loop: any EventLoop, connections: [Connection])] = [:]
@@ -476,8 +476,11 @@ final class Hub: Sendable {
                 }
                 continue
             }
-            byLoop[ObjectIdentifier(connection.eventLoop), default: (connection.eventLoop, [])].connections.append(connection)
+            if sampleQueues {
+                byLoop[ObjectIdentifier(connection.eventLoop), default: (connection.eventLoop, [])].connections.append(connection)
+            }
         }
+        guard sampleQueues else { return }
         var queuedBytes = 0
         for (_, group) in byLoop {
             let members = group.connections

@@ -1,5 +1,6 @@
 import HeraldCore
 import JWTKit
+import Synchronization
 
 /// Verifies client JWTs and classifies failures with upstream's strings (reference sections 1.2, 2.2 and 6.2):
 /// HS256/384/512 with the configured secret; RS/PS/ES/EdDSA with the public keys of a JWKS, found by the token's
@@ -10,6 +11,9 @@ public struct TokenVerifier: Sendable {
     private let keysByID: [String: PublicKey]
     /// Claims every token must carry with exactly these values (upstream's `JWT_CLAIM_VALIDATORS`).
     private let requiredClaims: JSONObject
+    /// Tokens whose signature and claims were checked: many sockets present the same token (an app's anon key), and
+    /// a second check only needs the expiry.
+    private let verified = VerifiedTokens()
 
     /// A JWKS key: the algorithm its JWK names (or implies) and jwt-kit's verifier for it.
     private struct PublicKey: Sendable {
@@ -45,6 +49,12 @@ public struct TokenVerifier: Sendable {
             keysByID = try await publicKeys(jwks)
         }
         return TokenVerifier(algorithms: algorithms, keysByID: keysByID, requiredClaims: requiredClaims)
+    }
+
+    private init(algorithms: [String: any JWTAlgorithm], keysByID: [String: PublicKey], requiredClaims: JSONObject) {
+        self.algorithms = algorithms
+        self.keysByID = keysByID
+        self.requiredClaims = requiredClaims
     }
 
     private static func publicKeys(_ jwks: String) async throws -> [String: PublicKey] {
@@ -84,6 +94,13 @@ public struct TokenVerifier: Sendable {
     /// Checks signature, `exp`, the presence of `role` and `exp`, and the required claims. `now` is seconds since the
     /// epoch.
     public func verify(_ rawToken: String, now: Int64) -> TokenCheck {
+        if let claims = verified.claims(for: rawToken) { return Self.recheck(claims, now: now) }
+        let check = verifySignatureAndClaims(rawToken, now: now)
+        if case .valid(let claims) = check { verified.remember(rawToken, claims) }
+        return check
+    }
+
+    private func verifySignatureAndClaims(_ rawToken: String, now: Int64) -> TokenCheck {
         let malformed = TokenCheck.invalid(code: "MalformedJWT", message: "The token provided is not a valid JWT")
         // Upstream strips whitespace and URL-decoding artefacts before verifying.
         let token = rawToken.filter { !$0.isWhitespace }
@@ -141,6 +158,23 @@ public struct TokenVerifier: Sendable {
         guard exp > now else { return .expired(secondsAgo: now - exp) }
         guard case .string(let role)? = claims["role"] else { return missing }
         return .valid(TokenClaims(role: role, expiresAt: exp, claims: claims))
+    }
+}
+
+/// A bounded memo of verified tokens (forgotten all at once when full: simple, and a refill costs one check each).
+private final class VerifiedTokens: Sendable {
+    private let tokens = Mutex<[String: TokenClaims]>([:])
+    static let capacity = 4_096
+
+    func claims(for token: String) -> TokenClaims? {
+        tokens.withLock { $0[token] }
+    }
+
+    func remember(_ token: String, _ claims: TokenClaims) {
+        tokens.withLock { tokens in
+            if tokens.count >= Self.capacity { tokens.removeAll(keepingCapacity: true) }
+            tokens[token] = claims
+        }
     }
 }
 

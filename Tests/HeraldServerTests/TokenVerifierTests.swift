@@ -83,6 +83,17 @@ import Testing
         if case .valid = verifier.verify(right, now: 1_000) {} else { Issue.record("a token with the required claim was refused") }
     }
 
+    @Test func aTokenSeenBeforeStillExpiresOnTime() async throws {
+        let verifier = try await TokenVerifier.make(secret: Self.secret)
+        let token = try await TokenIssuer.sign(Self.claims(["exp": 2_000]), secret: Self.secret)
+        if case .valid = verifier.verify(token, now: 1_000) {} else { Issue.record("a valid token was refused") }
+        if case .valid = verifier.verify(token, now: 1_999) {} else { Issue.record("the remembered token was refused") }
+        #expect(verifier.verify(token, now: 2_005) == .expired(secondsAgo: 5))
+        // A forgery of a remembered token is not the same string: it is checked, and refused.
+        let parts = token.split(separator: ".")
+        #expect(verifier.verify("\(parts[0]).\(parts[1]).\(parts[2].dropLast(2))AA", now: 1_000).failure?.code == "JwtSignatureError")
+    }
+
     @Test func aBadKeySetIsOneClearError() async throws {
         await #expect(throws: TokenVerifier.InvalidKeySet.self) { try await TokenVerifier.make(secret: Self.secret, jwks: "[]") }
         await #expect(throws: TokenVerifier.InvalidKeySet.self) {
