@@ -9,7 +9,11 @@ struct HeraldBench: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "herald-bench",
         abstract: "Load-test Herald on loopback and print one JSON summary line.",
-        subcommands: [PresenceCommand.self, BroadcastCommand.self, SmokeCommand.self, WorkerCommand.self]
+        subcommands: [
+            PresenceCommand.self, BroadcastCommand.self, SmokeCommand.self, WorkerCommand.self,
+            ChangesCommand.self,
+            RLSCommand.self,
+        ]
     )
 }
 

@@ -30,6 +30,8 @@ struct SocketGroup: Codable, Equatable {
     var roomSize: Int
     /// Join with presence enabled (key `<name><m>`) and track `{"t": sent ns, "m": m}` right after the join.
     var presence: Bool
+    /// Subscribe to postgres_changes too (Scenarios/ChangeSubscription.swift); nil: no bindings.
+    var changes: ChangeSubscription? = nil
 
     var rooms: Int { (members + roomSize - 1) / roomSize }
 

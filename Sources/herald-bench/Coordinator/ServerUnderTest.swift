@@ -111,7 +111,7 @@ final class ServerUnderTest: Sendable {
         throw HarnessFailure("herald did not listen on port \(port) within 30 s")
     }
 
-    private static func accepts(port: Int) -> Bool {
+    static func accepts(port: Int) -> Bool {
         let descriptor = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
         guard descriptor >= 0 else { return false }
         defer { close(descriptor) }

@@ -170,7 +170,8 @@ final class BenchSocket: ChannelInboundHandler {
             guard seen != nil else { return }
             FrameScanner.forEachInteger(after: Markers.member, in: bytes, range: payload) { seen?.insert(Int($0)) }
             checkConvergence(now: now)
-        case .broadcast:
+        case .broadcast, .postgresChanges:
+            // A change's row carries the writer's clock in its `bt` column, as broadcasts carry theirs.
             worker.delivered(at: now)
             recordBroadcastLatency(bytes, from: head.payloadStart, now: now)
         case .reply:
@@ -244,7 +245,10 @@ final class BenchSocket: ChannelInboundHandler {
     private func join(at now: UInt64) {
         write { buffer in
             joinRef = nextRef()
-            WebSocketWire.writeClientFrame(.text, text: ClientMessages.join(topic: topic, joinRef: joinRef, presenceKey: presenceKey), into: &buffer)
+            let join = ClientMessages.join(
+                topic: topic, joinRef: joinRef, presenceKey: presenceKey,
+                postgresChanges: group.changes?.bindings(of: member) ?? "[]", accessToken: group.changes?.token(of: member))
+            WebSocketWire.writeClientFrame(.text, text: join, into: &buffer)
             if group.presence { writeTrack(at: now, into: &buffer) }
         }
     }
