@@ -14,7 +14,7 @@ import sys
 import asyncpg
 import websockets
 
-# (key or None, join_ref, topic) -> the sockets subscribed with that join.
+# key (None: every row) -> (join_ref, topic) -> the sockets subscribed with that join.
 subscribers = {}
 
 
@@ -30,7 +30,7 @@ async def serve(socket):
             if event == "phx_join":
                 for binding in payload.get("config", {}).get("postgres_changes", []):
                     key = binding.get("filter", "").partition("k=eq.")[2] or None
-                    group = subscribers.setdefault((key, join_ref, topic), set())
+                    group = subscribers.setdefault(key, {}).setdefault((join_ref, topic), set())
                     group.add(socket)
                     joined.append(group)
             if ref is not None:
@@ -44,8 +44,8 @@ async def serve(socket):
 
 def forward(connection, pid, channel, row):
     key = str(json.loads(row)["k"])
-    for (wanted, join_ref, topic), sockets in subscribers.items():
-        if sockets and wanted in (None, key):
+    for joins in (subscribers.get(key, {}), subscribers.get(None, {})):
+        for (join_ref, topic), sockets in joins.items():
             frame = '["%s",null,"%s","postgres_changes",{"ids":[0],"data":{"type":"INSERT","record":%s}}]' % (join_ref, topic, row)
             websockets.broadcast(sockets, frame)
 

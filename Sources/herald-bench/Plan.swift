@@ -55,6 +55,9 @@ enum Phase: Codable, Equatable {
     case storm(StormStep)
     /// Closes every socket.
     case disconnect
+    /// Load-free for `seconds` (the coordinator writes rows meanwhile), then until no delivery came for
+    /// `quietSeconds` (at most 30 s more), as the load phases end.
+    case listen(seconds: Double, quietSeconds: Double)
 }
 
 extension Phase {
@@ -72,6 +75,7 @@ extension Phase {
         case .broadcast: "broadcast"
         case .storm: "storm"
         case .disconnect: "disconnect"
+        case .listen: "listen"
         }
     }
 }

@@ -2,7 +2,8 @@ import Foundation
 
 /// One capture mode measured under the writers' steps: subscribers on worker sockets connected to a fan-out
 /// (Herald with one source, the Python peer), or the decode floor with no sockets. Each step runs the writers
-/// from one instant while the receivers count; the step lasts the writers' time plus `drainSeconds`.
+/// from one instant while the receivers count; the step lasts the writers' time, then until nothing arrived for
+/// `drainSeconds` (at most 30 s more), so a backlog counts in its own step.
 struct ChangePass {
     var mode: String
     var database: ChangeDatabase
@@ -19,7 +20,7 @@ struct ChangePass {
         let workerCount = max(1, (group.members + settings.socketsPerWorker - 1) / settings.socketsPerWorker)
         let settle = Phase.idle(seconds: 2)
         let phases: [Phase] = [.connect(group, join: true, concurrency: connectConcurrency), settle]
-            + loads.map { .idle(seconds: $0.seconds + drainSeconds) } + [.disconnect]
+            + loads.map { .listen(seconds: $0.seconds, quietSeconds: drainSeconds) } + [.disconnect]
         let plans = (0..<workerCount).map { worker in
             WorkerPlan(
                 worker: worker, workers: workerCount, host: "127.0.0.1", port: target.port, token: token,
@@ -82,7 +83,7 @@ struct ChangePass {
             let start = Monotonic.nanoseconds() + 100_000_000
             let before = floor.sample()
             let written = await RowWriters.run(load, databaseURL: database.url, table: ChangeDatabase.table, keyGroups: keyGroups, teams: teams, start: start)
-            try await Task.sleep(for: .seconds(drainSeconds))
+            try await floor.waitUntilQuiet(seconds: drainSeconds, since: start)
             let after = floor.sample()
             let counts = floor.take()
             steps.append(

@@ -67,6 +67,17 @@ final class DecodeFloor: Sendable {
         }
     }
 
+    /// Returns once no row arrived for `seconds` (at most 30 s from now).
+    func waitUntilQuiet(seconds: Double, since start: UInt64) async throws {
+        let deadline = Monotonic.nanoseconds() + 30_000_000_000
+        while true {
+            let now = Monotonic.nanoseconds()
+            let last = max(start, counts.withLock { $0.lastRowAt ?? 0 })
+            if now >= deadline || now >= last + UInt64(seconds * 1e9) { return }
+            try await Task.sleep(for: .milliseconds(50))
+        }
+    }
+
     func sample() -> ProcessSample? { ProcessSample.read(pid: pid) }
 
     /// Stops streaming and drops the slot (it would hold WAL back for the passes after it).

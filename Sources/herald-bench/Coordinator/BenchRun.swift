@@ -141,6 +141,7 @@ struct BenchRun {
         case .broadcast(let step): "broadcast: \(step.messagesPerSecond) messages/s for \(step.seconds) s"
         case .storm(let step): "join storm: \(step.group.members) members into one room"
         case .disconnect: "closing the sockets"
+        case .listen(let seconds, _): "listening for \(seconds) s"
         }
     }
 }

@@ -27,7 +27,7 @@ struct ChangesCommand: AsyncParsableCommand {
     @Option(help: "Seconds each writer step writes.")
     var stepSeconds: Double = 5
 
-    @Option(help: "Seconds after a step's writers stop during which deliveries still count for it.")
+    @Option(help: "After a step's writers stop, deliveries count for it until none came for this many seconds (at most 30 s).")
     var drainSeconds: Double = 2
 
     @Option(help: "Writer connections of the closed-loop step measuring the writers' TPS under each mode.")
@@ -68,8 +68,9 @@ struct ChangesCommand: AsyncParsableCommand {
     func run() async throws {
         let settings = harness.settings()
         let writerCounts = try parseRates(writers).map { Int($0) }
+        let offered = try parseRates(rates)
         let loads = writerCounts.flatMap { connections in
-            try! parseRates(rates).map { RowWriters.Load(connections: max(1, connections), rowsPerSecond: $0, seconds: stepSeconds) }
+            offered.map { RowWriters.Load(connections: max(1, connections), rowsPerSecond: $0, seconds: stepSeconds) }
         } + (tpsSeconds > 0 ? [RowWriters.Load(connections: tpsWriters, rowsPerSecond: nil, seconds: tpsSeconds)] : [])
         let groups = keyGroups ?? subscribers
         let loadBefore = RunInfo.loadAverage()

@@ -25,8 +25,11 @@ struct RLSCommand: AsyncParsableCommand {
     @Option(help: "Seconds each step writes.")
     var stepSeconds: Double = 5
 
-    @Option(help: "Seconds after a step's writer stops during which deliveries still count for it.")
+    @Option(help: "After a step's writer stops, deliveries count for it until none came for this many seconds (at most 30 s).")
     var drainSeconds: Double = 3
+
+    @Flag(help: "Tokens without a sub: the subscribers of a team share their claims (one group per team instead of one per subscriber).")
+    var sharedClaims = false
 
     @Option(help: "The change source of herald serve.")
     var source = "replication"
@@ -37,6 +40,7 @@ struct RLSCommand: AsyncParsableCommand {
         var source: String
         var subscribers: Int
         var teams: Int
+        var sharedClaims: Bool
         var connect: ConnectOutcome
         var steps: [ChangeStepSummary]
         var targets: [TargetCheck]
@@ -67,7 +71,7 @@ struct RLSCommand: AsyncParsableCommand {
         let token = try await Subprocess.run(settings.herald, ["token", "--jwt-secret", secret, "--expires-in", "86400"])
             .trimmingCharacters(in: .whitespacesAndNewlines)
         progress("signing \(subscribers) tokens")
-        let tokens = try await TeamTokens.sign(count: subscribers, teams: teams, secret: secret)
+        let tokens = try await TeamTokens.sign(count: subscribers, teams: teams, withSubject: !sharedClaims, secret: secret)
         let group = SocketGroup(
             name: "rls", members: subscribers, roomSize: subscribers, presence: false,
             changes: ChangeSubscription(table: ChangeDatabase.table, keyGroups: nil, tokens: tokens)
@@ -91,7 +95,7 @@ struct RLSCommand: AsyncParsableCommand {
                 generatorProcesses: max(1, (subscribers + settings.socketsPerWorker - 1) / settings.socketsPerWorker),
                 loadAverageBefore: loadBefore, loadAverageAfter: RunInfo.loadAverage(), serverLogTail: log.isEmpty ? nil : log
             ),
-            source: source, subscribers: subscribers, teams: teams, connect: outcome.connect, steps: outcome.steps,
+            source: source, subscribers: subscribers, teams: teams, sharedClaims: sharedClaims, connect: outcome.connect, steps: outcome.steps,
             targets: [
                 TargetCheck(name: "changes/s at \(subscribers) subscribers with p95 <= 100 ms, none lost", target: ">= 100", measured: best, met: (best ?? 0) >= 100),
                 TargetCheck(name: "realtime.visible_rows calls per change (worst step)", target: "<= 1", measured: worstQueries, met: (worstQueries ?? .infinity) <= 1),
@@ -102,20 +106,22 @@ struct RLSCommand: AsyncParsableCommand {
 }
 
 /// HS256 tokens for the RLS subscribers, signed in one Python process (the standard library's hmac; the harness
-/// has no crypto of its own): role authenticated, sub user-<m>, team t<m % teams>.
+/// has no crypto of its own): role authenticated, team t<m % teams>, and sub user-<m> when `withSubject`.
 enum TeamTokens {
-    static func sign(count: Int, teams: Int, secret: String) async throws -> [String] {
+    static func sign(count: Int, teams: Int, withSubject: Bool, secret: String) async throws -> [String] {
         let script = """
             import base64, hashlib, hmac, json, sys, time
-            count, teams, secret = int(sys.argv[1]), int(sys.argv[2]), sys.argv[3].encode()
+            count, teams, with_subject, secret = int(sys.argv[1]), int(sys.argv[2]), sys.argv[3] == "1", sys.argv[4].encode()
             def part(value): return base64.urlsafe_b64encode(json.dumps(value, separators=(",", ":")).encode()).rstrip(b"=")
             header, now = part({"alg": "HS256", "typ": "JWT"}), int(time.time())
             for m in range(count):
-                body = header + b"." + part({"role": "authenticated", "sub": "user-%d" % m, "team": "t%d" % (m % teams), "iat": now, "exp": now + 86400})
+                claims = {"role": "authenticated", "team": "t%d" % (m % teams), "iat": now, "exp": now + 86400}
+                if with_subject: claims["sub"] = "user-%d" % m
+                body = header + b"." + part(claims)
                 signature = base64.urlsafe_b64encode(hmac.new(secret, body, hashlib.sha256).digest()).rstrip(b"=")
                 print((body + b"." + signature).decode())
             """
-        let output = try await Subprocess.run("/usr/bin/python3", ["-c", script, String(count), String(teams), secret])
+        let output = try await Subprocess.run("/usr/bin/python3", ["-c", script, String(count), String(teams), withSubject ? "1" : "0", secret])
         let tokens = output.split(separator: "\n").map(String.init)
         guard tokens.count == count else { throw HarnessFailure("expected \(count) tokens, got \(tokens.count)") }
         return tokens

@@ -98,6 +98,8 @@ final class LoadWorker {
             startStorm(step, start: start)
         case .disconnect:
             closeAll()
+        case .listen(let seconds, let quietSeconds):
+            runLoad(from: start, seconds: seconds, quietSeconds: quietSeconds)
         }
     }
 
