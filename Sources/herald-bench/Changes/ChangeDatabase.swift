@@ -63,10 +63,12 @@ final class ChangeDatabase: Sendable {
         return try await offloadedWork { try PGConnection(url: url, applicationName: "herald-bench").execute(sql).values.first?.first ?? nil }
     }
 
-    /// Calls of `realtime.visible_rows` so far (`pg_stat_user_functions`; statistics are flushed by backends at
-    /// the end of their transactions, at most once a second).
-    func visibleRowsCalls() async throws -> Int {
-        Int(try await value("SELECT coalesce(sum(calls), 0) FROM pg_stat_user_functions WHERE schemaname = 'realtime' AND funcname = 'visible_rows'") ?? "0") ?? 0
+    /// Calls of `realtime.visible_rows` so far and the milliseconds spent in them (`pg_stat_user_functions`;
+    /// backends flush their statistics at most once a second, and when idle).
+    func visibleRowsCalls() async throws -> (calls: Int, milliseconds: Double) {
+        let sql = "SELECT coalesce(sum(calls), 0) || ' ' || coalesce(sum(total_time), 0) FROM pg_stat_user_functions WHERE schemaname = 'realtime' AND funcname = 'visible_rows'"
+        let parts = (try await value(sql) ?? "").split(separator: " ")
+        return (parts.first.flatMap { Int($0) } ?? 0, parts.last.flatMap { Double($0) } ?? 0)
     }
 
     func stop() {

@@ -46,7 +46,7 @@ struct ChangePass {
             _ = try await pool.collect("ready")
             let start = Monotonic.nanoseconds() + 100_000_000
             pool.go(at: start)
-            let queriesBefore = countQueries ? try await database.visibleRowsCalls() : 0
+            let queriesBefore = countQueries ? try await database.visibleRowsCalls() : (calls: 0, milliseconds: 0)
             let before = target.sample()
             let writing = load.map { load in
                 Task { await RowWriters.run(load, databaseURL: database.url, table: ChangeDatabase.table, keyGroups: keyGroups, teams: teams, start: start) }
@@ -62,12 +62,13 @@ struct ChangePass {
             connect.errors += report.errorCount
             guard let load, let writing else { continue }
             let written = await writing.value
-            let queries = countQueries ? try await database.visibleRowsCalls() - queriesBefore : nil
+            let queries = countQueries ? try await database.visibleRowsCalls() : nil
+            let queryDelta = queries.map { (calls: $0.calls - queriesBefore.calls, milliseconds: $0.milliseconds - queriesBefore.milliseconds) }
             steps.append(
                 ChangeStepSummary(
                     mode: mode, load: load, written: written, deliveries: report.deliveries, expectedPerRow: fanOut,
                     latency: report.latency, start: start, lastDeliveryAt: report.lastDeliveryAt,
-                    serverCPUPercent: cpuPercent(before, after), errors: report.errorCount, queries: queries
+                    serverCPUPercent: cpuPercent(before, after), errors: report.errorCount, queries: queryDelta
                 )
             )
         }
@@ -149,13 +150,14 @@ struct ChangeStepSummary: Codable {
     var latencyMs: LatencySummary?
     var serverCPUPercent: Double?
     var errors: Int
-    /// RLS: `realtime.visible_rows` calls during the step, and per row written.
+    /// RLS: `realtime.visible_rows` calls during the step, per row written, and their mean duration.
     var visibleRowsCalls: Int?
     var queriesPerChange: Double?
+    var visibleRowsMeanMs: Double?
 
     init(
         mode: String, load: RowWriters.Load, written: RowWriters.Outcome, deliveries: Int, expectedPerRow: Double, latency: LatencyHistogram,
-        start: UInt64, lastDeliveryAt: UInt64?, serverCPUPercent: Double?, errors: Int, queries: Int?
+        start: UInt64, lastDeliveryAt: UInt64?, serverCPUPercent: Double?, errors: Int, queries: (calls: Int, milliseconds: Double)?
     ) {
         self.mode = mode
         writers = load.connections
@@ -173,8 +175,9 @@ struct ChangeStepSummary: Codable {
         latencyMs = latency.summary
         self.serverCPUPercent = serverCPUPercent.map(rounded)
         self.errors = errors
-        visibleRowsCalls = queries
-        queriesPerChange = queries.map { written.rows > 0 ? (Double($0) / Double(written.rows) * 1000).rounded() / 1000 : 0 }
+        visibleRowsCalls = queries?.calls
+        queriesPerChange = queries.map { written.rows > 0 ? (Double($0.calls) / Double(written.rows) * 1000).rounded() / 1000 : 0 }
+        visibleRowsMeanMs = queries.flatMap { $0.calls > 0 ? rounded($0.milliseconds / Double($0.calls)) : nil }
     }
 }
 
