@@ -30,7 +30,7 @@ struct SocketGroup: Codable, Equatable {
     var roomSize: Int
     /// Join with presence enabled (key `<name><m>`) and track `{"t": sent ns, "m": m}` right after the join.
     var presence: Bool
-    /// Subscribe to postgres_changes too (Scenarios/ChangeSubscription.swift); nil: no bindings.
+    /// Subscribe to postgres_changes too (Changes/ChangeSubscription.swift); nil: no bindings.
     var changes: ChangeSubscription? = nil
 
     var rooms: Int { (members + roomSize - 1) / roomSize }
