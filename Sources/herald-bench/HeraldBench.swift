@@ -11,7 +11,7 @@ struct HeraldBench: AsyncParsableCommand {
         abstract: "Load-test Herald on loopback and print one JSON summary line.",
         subcommands: [
             S1Command.self, S2Command.self, S3Command.self, PresenceCommand.self, BroadcastCommand.self, SmokeCommand.self,
-            WorkerCommand.self, FloorServerCommand.self,
+            ChangesCommand.self, RLSCommand.self, WorkerCommand.self, FloorServerCommand.self,
         ]
     )
 }

@@ -34,6 +34,8 @@ struct SocketGroup: Codable, Equatable {
     /// Join with presence enabled (key `<name><m>`) and track `{"t": sent ns, "m": m}` right after the join.
     var presence: Bool
     var echo = false
+    /// Subscribe to postgres_changes too (Changes/ChangeSubscription.swift); nil: no bindings.
+    var changes: ChangeSubscription? = nil
 
     var rooms: Int { (members + roomSize - 1) / roomSize }
 
@@ -106,6 +108,9 @@ enum Phase: Codable, Equatable {
     case burst(BurstStep)
     /// Closes every socket.
     case disconnect
+    /// Load-free for `seconds` (the coordinator writes rows meanwhile), then until no delivery came for
+    /// `quietSeconds` (at most 30 s more), as the load phases end.
+    case listen(seconds: Double, quietSeconds: Double)
 }
 
 extension Phase {
@@ -124,6 +129,7 @@ extension Phase {
         case .storm: "storm"
         case .burst: "burst"
         case .disconnect: "disconnect"
+        case .listen: "listen"
         }
     }
 }

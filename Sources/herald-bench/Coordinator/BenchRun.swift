@@ -157,6 +157,7 @@ struct BenchRun {
         case .storm(let step): "join storm: \(step.group.members) members into one room"
         case .burst: "one message to the first room"
         case .disconnect: "closing the sockets"
+        case .listen(let seconds, _): "listening for \(seconds) s"
         }
     }
 }

@@ -15,11 +15,15 @@ enum ClientMessages {
         #"[null,"h\#(ref)","phoenix","heartbeat",{}]"#
     }
 
-    /// A join with broadcast `ack: false` and `self` as given; presence enabled (with `presenceKey`) or not.
-    static func join(topic: String, joinRef: Int, presenceKey: String?, selfBroadcast: Bool = false) -> String {
+    /// A join with broadcast `ack: false` and `self` as given; presence enabled (with `presenceKey`) or not;
+    /// `postgresChanges` is the JSON array of bindings, `accessToken` the channel's own token.
+    static func join(
+        topic: String, joinRef: Int, presenceKey: String?, selfBroadcast: Bool = false, postgresChanges: String = "[]", accessToken: String? = nil
+    ) -> String {
         let presence = presenceKey.map { #"{"enabled":true,"key":"\#($0)"}"# } ?? #"{"enabled":false}"#
-        let config = #"{"broadcast":{"self":\#(selfBroadcast),"ack":false},"presence":\#(presence),"postgres_changes":[],"private":false}"#
-        return #"["j\#(joinRef)","j\#(joinRef)","\#(topic)","phx_join",{"config":\#(config)}]"#
+        let config = #"{"broadcast":{"self":\#(selfBroadcast),"ack":false},"presence":\#(presence),"postgres_changes":\#(postgresChanges),"private":false}"#
+        let token = accessToken.map { #","access_token":"\#($0)""# } ?? ""
+        return #"["j\#(joinRef)","j\#(joinRef)","\#(topic)","phx_join",{"config":\#(config)\#(token)}]"#
     }
 
     static func leave(topic: String, joinRef: Int, ref: Int) -> String {

@@ -148,6 +148,7 @@ enum ServerEvent: Equatable {
     case presenceDiff
     case presenceState
     case broadcast
+    case postgresChanges
     case system
     case close
     case error
@@ -159,6 +160,7 @@ enum ServerEvent: Equatable {
         case 13 where bytes.elementsEqual("presence_diff".utf8): self = .presenceDiff
         case 14 where bytes.elementsEqual("presence_state".utf8): self = .presenceState
         case 9 where bytes.elementsEqual("broadcast".utf8): self = .broadcast
+        case 16 where bytes.elementsEqual("postgres_changes".utf8): self = .postgresChanges
         case 6 where bytes.elementsEqual("system".utf8): self = .system
         case 9 where bytes.elementsEqual("phx_close".utf8): self = .close
         case 9 where bytes.elementsEqual("phx_error".utf8): self = .error

@@ -195,7 +195,8 @@ final class BenchSocket: ChannelInboundHandler {
             guard seen != nil else { return }
             FrameScanner.forEachInteger(after: Markers.member, in: bytes, range: payload) { seen?.insert(Int($0)) }
             checkConvergence(now: now)
-        case .broadcast:
+        case .broadcast, .postgresChanges:
+            // A change's row carries the writer's clock in its `bt` column, as broadcasts carry theirs.
             recordBroadcastLatency(bytes, from: head.payloadStart, now: now)
             worker.delivered(at: now)
         case .reply:
@@ -273,11 +274,14 @@ final class BenchSocket: ChannelInboundHandler {
         write { buffer in
             for (index, room) in rooms.enumerated() {
                 joinRefs[index] = nextRef()
+                // postgres_changes bindings (and the channel's token) go with the first room's join.
                 let join = ClientMessages.join(
                     topic: room.topic,
                     joinRef: joinRefs[index],
                     presenceKey: index == 0 ? presenceKey : nil,
-                    selfBroadcast: room.selfDelivery
+                    selfBroadcast: room.selfDelivery,
+                    postgresChanges: index == 0 ? group.changes?.bindings(of: member) ?? "[]" : "[]",
+                    accessToken: index == 0 ? group.changes?.token(of: member) : nil
                 )
                 WebSocketWire.writeClientFrame(.text, text: join, into: &buffer)
             }

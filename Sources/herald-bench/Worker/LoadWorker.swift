@@ -110,6 +110,8 @@ final class LoadWorker {
             startBurst(step)
         case .disconnect:
             closeAll()
+        case .listen(let seconds, let quietSeconds):
+            runLoad(from: start, seconds: seconds, quietSeconds: quietSeconds)
         }
     }
 
