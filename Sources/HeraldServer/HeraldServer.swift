@@ -7,6 +7,7 @@ import Hummingbird
 import HummingbirdCore
 import Logging
 import NIOCore
+import NIOPosix
 import ServiceLifecycle
 import UnixSignals
 
@@ -151,7 +152,7 @@ public enum HeraldServer {
         )
 
         let retention = MessageRetention(database: database, retention: configuration.messageRetention, logger: logger)
-        let housekeeping = Housekeeping(hub: hub, configuration: configuration)
+        let housekeeping = Housekeeping(hub: hub, configuration: configuration, eventLoop: (ownEventLoops ?? MultiThreadedEventLoopGroup.singleton).any())
         // Graceful shutdown runs in reverse order: sockets close first, then the HTTP server, then PostgreSQL.
         let group = ServiceGroup(
             configuration: .init(
@@ -223,41 +224,69 @@ public enum HeraldServer {
     }
 }
 
-/// The shared timers: presence diff batching, and the sweep for idle sockets and expired tokens. On graceful
-/// shutdown it closes every socket.
+/// The shared timers, on an event loop rather than Swift's cooperative pool (so CPU-bound work elsewhere in the
+/// process cannot hold them up): presence diffs flushed every `presenceBatchInterval`, and just after every whole
+/// second the sweep for idle sockets and expired tokens (token expiries are whole seconds, so a channel closes
+/// milliseconds after its `exp`, with one timer for all). Every tenth sweep also samples the outbound queues. On
+/// graceful shutdown it closes every socket.
 struct Housekeeping: Service, CustomStringConvertible {
     /// ServiceLifecycle logs services by description: never the configuration, which holds the JWT secret.
     var description: String { "Housekeeping" }
 
     let hub: Hub
     let configuration: ServerConfiguration
+    let eventLoop: any EventLoop
 
     func run() async throws {
+        let interval = TimeAmount.nanoseconds(Int64(configuration.presenceBatchInterval.components.seconds) * 1_000_000_000
+            + configuration.presenceBatchInterval.components.attoseconds / 1_000_000_000)
+        let hub = self.hub
+        let presence = eventLoop.scheduleRepeatedTask(initialDelay: interval, delay: interval) { _ in hub.flushPresence() }
+        let sweep = SecondSweep(hub: hub, idleMilliseconds: configuration.idleTimeoutMilliseconds, eventLoop: eventLoop)
+        sweep.start()
         await withGracefulShutdownHandler {
-            await withDiscardingTaskGroup { group in
-                group.addTask { await every(configuration.presenceBatchInterval) { hub.flushPresence() } }
-                group.addTask {
-                    // Token expiries are whole seconds: sweeping just after each second turns means a channel closes
-                    // within milliseconds of its `exp`, with one shared timer instead of one per channel.
-                    // The outbound queue gauge is sampled every tenth sweep: it reads every socket's option.
-                    var sweeps = 0
-                    while !Task.isShuttingDownGracefully && !Task.isCancelled {
-                        let now = WallClock.milliseconds()
-                        try? await Task.sleep(for: .milliseconds(1000 - now % 1000 + 2))
-                        await hub.sweep(now: WallClock.milliseconds(), idleMilliseconds: configuration.idleTimeoutMilliseconds, sampleQueues: sweeps % 10 == 0)
-                        sweeps += 1
-                    }
-                }
-            }
+            try? await gracefulShutdown()
         } onGracefulShutdown: {
             hub.closeAll()
         }
+        presence.cancel()
+        sweep.stop()
+    }
+}
+
+/// Runs `Hub.sweep` just after every whole second of the wall clock, re-armed each time so it does not drift.
+private final class SecondSweep: Sendable {
+    private let hub: Hub
+    private let idleMilliseconds: Int64
+    private let eventLoop: any EventLoop
+    private let state: NIOLoopBoundBox<(next: Scheduled<Void>?, count: Int, stopped: Bool)>
+
+    init(hub: Hub, idleMilliseconds: Int64, eventLoop: any EventLoop) {
+        self.hub = hub
+        self.idleMilliseconds = idleMilliseconds
+        self.eventLoop = eventLoop
+        self.state = NIOLoopBoundBox.makeBoxSendingValue((nil, 0, false), eventLoop: eventLoop)
     }
 
-    private func every(_ interval: Duration, _ body: () async -> Void) async {
-        while !Task.isShuttingDownGracefully && !Task.isCancelled {
-            try? await Task.sleep(for: interval)
-            await body()
+    func start() {
+        eventLoop.execute { self.arm() }
+    }
+
+    func stop() {
+        eventLoop.execute {
+            self.state.value.stopped = true
+            self.state.value.next?.cancel()
+        }
+    }
+
+    private func arm() {
+        guard !state.value.stopped else { return }
+        let now = WallClock.milliseconds()
+        state.value.next = eventLoop.scheduleTask(in: .milliseconds(1000 - now % 1000 + 2)) {
+            let count = self.state.value.count
+            self.state.value.count = count + 1
+            self.hub.sweep(now: WallClock.milliseconds(), idleMilliseconds: self.idleMilliseconds, sampleQueues: count % 10 == 0)
+            self.arm()
         }
     }
 }

@@ -463,7 +463,7 @@ final class Hub: Sendable {
     /// `sampleQueues`, also sums the sockets' unsent bytes for the metrics. Runs from one shared sweep, not a timer
     /// per socket: one atomic read per socket, and for the sample one task per event loop. (Slow consumers are
     /// closed by their own socket's handler the moment their backlog passes the high water mark.)
-    func sweep(now: Int64, idleMilliseconds: Int64, sampleQueues: Bool) async {
+    func sweep(now: Int64, idleMilliseconds: Int64, sampleQueues: Bool) {
         closeExpiredChannels(nowSeconds: now / 1000)
         let connections = state.withLock { Array($0.connections.values) }
         var byLoop: [ObjectIdentifier: (loop: any EventLoop, connections: [Connection])] = [:]
@@ -480,13 +480,16 @@ final class Hub: Sendable {
                 byLoop[ObjectIdentifier(connection.eventLoop), default: (connection.eventLoop, [])].connections.append(connection)
             }
         }
-        guard sampleQueues else { return }
-        var queuedBytes = 0
-        for (_, group) in byLoop {
-            let members = group.connections
-            queuedBytes += (try? await group.loop.submit { members.reduce(0) { $0 + $1.bufferedBytesOnLoop() } }.get()) ?? 0
+        guard sampleQueues, let anyLoop = byLoop.first?.value.loop else {
+            if sampleQueues { metrics.sampledOutboundQueue(bytes: 0) }
+            return
         }
-        metrics.sampledOutboundQueue(bytes: queuedBytes)
+        let sums = byLoop.values.map { group in
+            let members = group.connections
+            return group.loop.submit { members.reduce(0) { $0 + $1.bufferedBytesOnLoop() } }
+        }
+        let metrics = self.metrics
+        EventLoopFuture.whenAllSucceed(sums, on: anyLoop).whenSuccess { metrics.sampledOutboundQueue(bytes: $0.reduce(0, +)) }
     }
 
     /// Channels whose token has expired get upstream's `system` error and `phx_close`, and leave the hub.

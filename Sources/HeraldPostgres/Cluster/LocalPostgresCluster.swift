@@ -133,11 +133,12 @@ public struct LocalPostgresCluster: Sendable {
             "port=\(port)",
             "unix_socket_directories=\(socketDirectory)",
             "wal_level=logical",
-            "max_replication_slots=10",
-            "max_wal_senders=10",
         ]
-        if !options.durable {
-            settings += ["fsync=off", "synchronous_commit=off", "full_page_writes=off"]
+        if options.durable {
+            settings += ["max_replication_slots=10", "max_wal_senders=10"]
+        } else {
+            // Test clusters also serve many Herald instances at once, each with several connections and maybe a slot.
+            settings += ["fsync=off", "synchronous_commit=off", "full_page_writes=off", "max_connections=500", "max_replication_slots=40", "max_wal_senders=40"]
         }
         return settings.map { "-c " + shellQuoted($0) }.joined(separator: " ")
     }
