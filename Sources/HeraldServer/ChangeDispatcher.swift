@@ -139,7 +139,8 @@ struct ChangeDispatcher: Service, CustomStringConvertible {
                 let target = Hub.ChangeTarget(
                     subscriber: point.join.subscriber, connection: point.connection, topic: point.join.topic, ids: item.ids, group: point.group
                 )
-                frames.append(Hub.frame(authorized, for: target))
+                var changeFrames = ChangeFrames(authorized)
+                frames.append(changeFrames.frame(for: target))
             }
         }
         hub.release(point.join.subscriber, replay: frames)

@@ -13,7 +13,7 @@ struct ChannelPolicies: Sendable {
     func read(_ channel: ChannelJoin) async -> (broadcast: Bool, presence: Bool) {
         let sql = "SELECT realtime.can_access_channel($1, $2, $3::jsonb, 'broadcast', false)::text, "
             + (channel.config.presenceEnabled ? "realtime.can_access_channel($1, $2, $3::jsonb, 'presence', false)::text" : "'false'")
-        guard let row = await ask(sql, channel) else { return (false, false) }
+        guard let row = await ask(sql, channel.subTopic, channel.claims) else { return (false, false) }
         return (row.first == "true", row.count > 1 && row[1] == "true")
     }
 
@@ -24,10 +24,6 @@ struct ChannelPolicies: Sendable {
     /// Also for REST broadcasts, which have a token but no channel.
     func mayWrite(subTopic: String, claims: TokenClaims, _ ext: ChannelAccess.Extension) async -> Bool {
         await ask("SELECT realtime.can_access_channel($1, $2, $3::jsonb, '\(ext.rawValue)', true)::text", subTopic, claims)?.first == "true"
-    }
-
-    private func ask(_ sql: String, _ channel: ChannelJoin) async -> [String?]? {
-        await ask(sql, channel.subTopic, channel.claims)
     }
 
     private func ask(_ sql: String, _ subTopic: String, _ claims: TokenClaims) async -> [String?]? {

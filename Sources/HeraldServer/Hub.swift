@@ -261,81 +261,51 @@ final class Hub: Sendable {
         state.withLock { state in
             if let position = change.position { state.targetedThrough = position }
             return state.index.match(change).compactMap { match in
-                state.members[match.subscriber].map {
-                    ChangeTarget(subscriber: match.subscriber, connection: $0.connection, topic: $0.join.topic, ids: match.ids, group: $0.group)
-                }
+                guard let member = state.members[match.subscriber] else { return nil }
+                return ChangeTarget(subscriber: match.subscriber, connection: member.connection, topic: member.join.topic, ids: match.ids, group: member.group)
             }
         }
     }
 
-    /// Writes an authorized change to the channels that may see it: the `data` object is encoded once per role, each
-    /// distinct (serializer, topic, ids, role) frame once, and the same bytes go to every socket that gets them.
+    /// Writes an authorized change to the channels that may see it, with frames shared as `ChangeFrames` allows.
+    /// Channels that are resuming keep theirs until their replay is sent.
     func deliver(_ change: AuthorizedChange, to targets: [ChangeTarget]) {
         guard !targets.isEmpty else { return }
         metrics.delivered(.postgresChanges, count: targets.count)
-        struct FrameKey: Hashable {
-            let version: SerializerVersion
-            let topic: String
-            let ids: [Int]
-            let role: String
-        }
-        var dataByRole: [String: [UInt8]] = [:]
-        var frames: [FrameKey: ByteBuffer] = [:]
+        var frames = ChangeFrames(change)
+        let writes = targets.map { (target: $0, frame: frames.frame(for: $0)) }
+        let held = heldChannels.load(ordering: .sequentiallyConsistent) > 0 ? hold(writes) : []
         var fanOut = FanOut()
-        let held = heldChannels.load(ordering: .sequentiallyConsistent) > 0 ? hold(change, for: targets) : []
-        for target in targets where !held.contains(target.subscriber) {
-            let key = FrameKey(version: target.connection.version, topic: target.topic, ids: target.ids, role: target.group.role)
-            let frame: ByteBuffer
-            if let cached = frames[key] {
-                frame = cached
-            } else {
-                let data: [UInt8]
-                if let cached = dataByRole[key.role] {
-                    data = cached
-                } else {
-                    data = JSONValue.object(change.data(role: key.role)).jsonBytes
-                    dataByRole[key.role] = data
-                }
-                let payload = ChangeEvent.payload(ids: key.ids, data: data)
-                frame = WebSocketFraming.text(PhoenixFrame.encode(key.version, joinRef: nil, ref: nil, topic: key.topic, event: "postgres_changes", payload: payload))
-                frames[key] = frame
-            }
-            fanOut.add(frame, to: target.connection)
+        for write in writes where !held.contains(write.target.subscriber) {
+            fanOut.add(write.frame, to: write.target.connection)
         }
         fanOut.submit()
     }
 
-    /// Keeps the frames of `change` for resuming channels whose replay is not sent yet; returns them.
-    private func hold(_ change: AuthorizedChange, for targets: [ChangeTarget]) -> Set<SubscriberID> {
+    /// Keeps the frames meant for resuming channels whose replay is not sent yet; returns those channels.
+    private func hold(_ writes: [(target: ChangeTarget, frame: ByteBuffer)]) -> Set<SubscriberID> {
         state.withLock { state in
             var held: Set<SubscriberID> = []
-            for target in targets where state.members[target.subscriber]?.held != nil {
-                state.members[target.subscriber]?.held?.append(Self.frame(change, for: target))
-                held.insert(target.subscriber)
+            for write in writes where state.members[write.target.subscriber]?.held != nil {
+                state.members[write.target.subscriber]?.held?.append(write.frame)
+                held.insert(write.target.subscriber)
             }
             return held
         }
     }
 
-    /// One change's frame for one channel (the fan-out path shares them; replays and held changes are per channel).
-    static func frame(_ change: AuthorizedChange, for target: ChangeTarget) -> ByteBuffer {
-        let data = JSONValue.object(change.data(role: target.group.role)).jsonBytes
-        let payload = ChangeEvent.payload(ids: target.ids, data: data)
-        return WebSocketFraming.text(PhoenixFrame.encode(target.connection.version, joinRef: nil, ref: nil, topic: target.topic, event: "postgres_changes", payload: payload))
-    }
-
     /// Tells every channel with live postgres_changes bindings that changes may have been missed (the change
     /// stream was interrupted), so clients can refetch.
     func sendGap(_ message: String) {
-        let members = state.withLock { state in state.members.values.filter(\.subscribed) }
-        for member in members {
-            member.connection.send(SocketSession.system(member.join, extension: "postgres_changes", status: "error", message: message))
-        }
+        Self.sendGap(message, to: state.withLock { state in state.members.values.filter(\.subscribed) })
     }
 
     /// Tells some channels that changes were missed.
     func sendGap(_ message: String, to targets: [ChangeTarget]) {
-        let members = state.withLock { state in targets.compactMap { state.members[$0.subscriber] } }
+        Self.sendGap(message, to: state.withLock { state in targets.compactMap { state.members[$0.subscriber] } })
+    }
+
+    private static func sendGap(_ message: String, to members: [Member]) {
         for member in members {
             member.connection.send(SocketSession.system(member.join, extension: "postgres_changes", status: "error", message: message))
         }
@@ -608,6 +578,34 @@ struct FrameSet {
             v2 = .some(frame)
             return frame
         }
+    }
+}
+
+/// The frames of one authorized change: its `data` object encoded once per role, each distinct (serializer, topic,
+/// ids, role) frame encoded and WebSocket-framed once, so every socket that gets the same frame shares its bytes.
+struct ChangeFrames {
+    private struct Key: Hashable {
+        let version: SerializerVersion
+        let topic: String
+        let ids: [Int]
+        let role: String
+    }
+
+    private let change: AuthorizedChange
+    private var dataByRole: [String: [UInt8]] = [:]
+    private var frames: [Key: ByteBuffer] = [:]
+
+    init(_ change: AuthorizedChange) { self.change = change }
+
+    mutating func frame(for target: Hub.ChangeTarget) -> ByteBuffer {
+        let key = Key(version: target.connection.version, topic: target.topic, ids: target.ids, role: target.group.role)
+        if let frame = frames[key] { return frame }
+        let data = dataByRole[key.role] ?? JSONValue.object(change.data(role: key.role)).jsonBytes
+        dataByRole[key.role] = data
+        let payload = ChangeEvent.payload(ids: key.ids, data: data)
+        let frame = WebSocketFraming.text(PhoenixFrame.encode(key.version, joinRef: nil, ref: nil, topic: key.topic, event: "postgres_changes", payload: payload))
+        frames[key] = frame
+        return frame
     }
 }
 
