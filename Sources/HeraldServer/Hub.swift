@@ -23,6 +23,9 @@ final class Hub: Sendable {
         var access: ChannelAccess
         /// While a resuming channel's missed changes are being prepared, its live changes wait here.
         var held: [ByteBuffer]?
+        /// A resumed channel's position: it already has every change up to it (seen before, or in its replay), so
+        /// none of those may reach it live, even one still queued for dispatch when it resumed.
+        var seenThrough: ChangePosition?
 
         init(connection: Connection, join: ChannelJoin, access: ChannelAccess) {
             self.connection = connection
@@ -139,8 +142,9 @@ final class Hub: Sendable {
             case .success(let bindings)?:
                 state.index.insert(join.subscriber, bindings: bindings)
                 member.subscribed = true
-                if join.config.postgresChangesResume != nil {
+                if let resumeText = join.config.postgresChangesResume {
                     member.held = []
+                    member.seenThrough = ChangePosition(resumeText)
                     heldChannels.add(1, ordering: .sequentiallyConsistent)
                     resume = ResumePoint(join: join, group: member.group, bindings: bindings, through: state.targetedThrough, connection: connection)
                 }
@@ -262,6 +266,12 @@ final class Hub: Sendable {
             if let position = change.position { state.targetedThrough = position }
             return state.index.match(change).compactMap { match in
                 guard let member = state.members[match.subscriber] else { return nil }
+                // (A position of another stream, refused at resume, says nothing about this one.)
+                if let seenThrough = member.seenThrough, let position = change.position, position.stream == seenThrough.stream,
+                    position <= seenThrough
+                {
+                    return nil
+                }
                 return ChangeTarget(subscriber: match.subscriber, connection: member.connection, topic: member.join.topic, ids: match.ids, group: member.group)
             }
         }
