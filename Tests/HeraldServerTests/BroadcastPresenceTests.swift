@@ -132,7 +132,7 @@ import Testing
     }
 
     @Test func aSilentSocketIsClosedAndItsPresenceLeaves() async throws {
-        try await withHerald({ $0.idleTimeoutMilliseconds = 4000 }) { herald in  // the set-up must fit in it on a loaded machine
+        try await withHerald({ $0.idleTimeoutMilliseconds = 8000 }) { herald in  // the watcher's set-up and heartbeats must fit in it on a loaded machine
             let quiet = try await herald.socket()
             let watcher = try await herald.socket()
             try await quiet.joinV2("realtime:lobby", config: ["presence": ["key": "quiet", "enabled": true]])
@@ -142,7 +142,7 @@ import Testing
             try await quiet.push("1", "2", "realtime:lobby", "presence", ["event": "track", "payload": [:]])
             // The watcher keeps talking; the quiet one stops.
             var sawLeave = false
-            for _ in 0..<120 where !sawLeave {
+            for _ in 0..<200 where !sawLeave {
                 try await watcher.sendText(#"[null,"hb","phoenix","heartbeat",{}]"#)
                 let frames = try await watcher.receive(until: { $0.text.contains(#""hb""#) })
                 sawLeave = frames.contains { $0.text.contains(#""leaves":{"quiet""#) }
