@@ -8,24 +8,34 @@ import Synchronization
 final class ChangeAuthorizer: Sendable {
     private let database: PostgresClient
     private let logger: Logger
-    /// Primary key columns by table, as the last answer gave them: only key values travel to the database.
-    private let primaryKeys = Mutex<[String: [String]]>([:])
+    /// By entity (`"schema"."table"`), as the last answer described them.
+    private let knownTables = Mutex<[String: KnownTable]>([:])
 
     init(databaseURL: String, logger: Logger) {
         self.database = PostgresClient(databaseURL: databaseURL, applicationName: "herald authorization", logger: logger)
         self.logger = logger
     }
 
-    func primaryKey(of change: Change) -> [String]? {
-        primaryKeys.withLock { $0[Self.tableKey(change)] }
-    }
-
-    func learn(_ answer: VisibilityAnswer, for change: Change) {
-        primaryKeys.withLock { $0[Self.tableKey(change)] = answer.primaryKey }
+    /// Decides a batch in one round trip, grouping subscribers by the claims each table's policies read as last
+    /// known; when the policies changed meanwhile (a "stale" answer) it plans again with the new claims. Nil when
+    /// the database could not answer.
+    func decide(_ requests: [AuthorizationRequest]) async -> AuthorizedBatch? {
+        for _ in 1...3 {
+            let known = knownTables.withLock { $0 }
+            let plan = AuthorizationPlan(requests) { known[$0] }
+            guard !plan.checks.isEmpty else { return plan.decided(by: []) }
+            guard let answers = await answers(plan.checks) else { return nil }
+            knownTables.withLock { tables in
+                for (check, answer) in zip(plan.checks, answers) { tables[check.entity] = KnownTable(answer) }
+            }
+            if !answers.contains(where: \.stale) { return plan.decided(by: answers) }
+        }
+        logger.error("authorization check: the tables' policies kept changing while the batch was checked")
+        return nil
     }
 
     /// One answer per check, in order; nil when the database could not answer after a few attempts.
-    func answers(_ checks: [VisibilityCheck]) async -> [VisibilityAnswer]? {
+    private func answers(_ checks: [VisibilityCheck]) async -> [VisibilityAnswer]? {
         let request = VisibilityCheck.requestJSON(checks)
         for attempt in 1...3 {
             do {
@@ -48,6 +58,4 @@ final class ChangeAuthorizer: Sendable {
         let reason: String
         var description: String { "malformed visibility answer: \(reason)" }
     }
-
-    private static func tableKey(_ change: Change) -> String { change.schema + "\u{0}" + change.table }
 }

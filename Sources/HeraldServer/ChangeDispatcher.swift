@@ -124,18 +124,15 @@ struct ChangeDispatcher: Service, CustomStringConvertible {
                 return (change, ids)
             }
             guard !missed.isEmpty else { break }
-            var plan = AuthorizationPlan()
-            for (index, item) in missed.enumerated() {
-                plan.add(item.change, at: index, groups: [point.group], primaryKey: authorizer.primaryKey(of: item.change))
-            }
-            guard let answers = await authorizer.answers(plan.checks) else {
+            let requests = missed.enumerated().map { AuthorizationRequest(index: $0, change: $1.change, groups: [point.group]) }
+            guard let decided = await authorizer.decide(requests) else {
                 frames = [systemError(Self.authorizationGapMessage, for: point)]
                 break
             }
             for (index, item) in missed.enumerated() {
-                guard let placement = plan.placements[index] else { continue }
-                let authorized = AuthorizedChange(change: item.change, answer: answers[placement.check], keyIndex: placement.key)
-                guard authorized.isVisible(toGroup: 0, role: point.group.role) else { continue }
+                guard let authorized = decided.authorized(item.change, at: index),
+                    decided.isVisible(authorized, at: index, to: point.group)
+                else { continue }
                 let target = Hub.ChangeTarget(
                     subscriber: point.join.subscriber, connection: point.connection, topic: point.join.topic, ids: item.ids, group: point.group
                 )
@@ -151,7 +148,7 @@ struct ChangeDispatcher: Service, CustomStringConvertible {
     }
 
     private func dispatch(_ batch: [ChangeQueue.Item]) async {
-        var plan = AuthorizationPlan()
+        var requests: [AuthorizationRequest] = []
         var steps: [(item: ChangeQueue.Item, targets: [Hub.ChangeTarget])] = []
         for item in batch {
             guard case .change(let change) = item else {
@@ -159,14 +156,13 @@ struct ChangeDispatcher: Service, CustomStringConvertible {
                 continue
             }
             let targets = hub.targets(for: change)
-            if !targets.isEmpty { plan.add(change, at: steps.count, groups: targets.map(\.group), primaryKey: authorizer.primaryKey(of: change)) }
+            if !targets.isEmpty { requests.append(AuthorizationRequest(index: steps.count, change: change, groups: targets.map(\.group))) }
             steps.append((item, targets))
         }
-        plan.orderGroupsByRole()
-        var answers: [VisibilityAnswer]?
-        if !plan.checks.isEmpty {
-            answers = await authorizer.answers(plan.checks)
-            if answers == nil {
+        var decided: AuthorizedBatch?
+        if !requests.isEmpty {
+            decided = await authorizer.decide(requests)
+            if decided == nil {
                 logger.error("postgres_changes: authorization check failed; changes of this batch were not delivered")
             }
         }
@@ -177,71 +173,14 @@ struct ChangeDispatcher: Service, CustomStringConvertible {
                 hub.sendGap(message)
             case .change(let change):
                 guard !step.targets.isEmpty else { continue }
-                guard let answers, let placement = plan.placements[index] else {
+                guard let decided, let authorized = decided.authorized(change, at: index) else {
                     // Fail closed: nobody gets a row whose visibility is unknown; they are told to refetch.
                     let unreported = step.targets.filter { reported.insert($0.subscriber).inserted }
                     hub.sendGap(Self.authorizationGapMessage, to: unreported)
                     continue
                 }
-                let answer = answers[placement.check]
-                authorizer.learn(answer, for: change)
-                let authorized = AuthorizedChange(change: change, answer: answer, keyIndex: placement.key)
-                let groupIndexes = plan.groupIndexes[placement.check]
-                let visible = step.targets.filter { target in
-                    guard let groupIndex = groupIndexes[target.group] else { return false }
-                    return authorized.isVisible(toGroup: groupIndex, role: target.group.role)
-                }
-                hub.deliver(authorized, to: visible)
+                hub.deliver(authorized, to: step.targets.filter { decided.isVisible(authorized, at: index, to: $0.group) })
             }
-        }
-    }
-}
-
-/// The checks of one batch: one per table, with its distinct claim groups (sorted by role, so the database switches
-/// roles as rarely as possible) and the primary keys of the rows to check.
-struct AuthorizationPlan {
-    struct Placement {
-        var check: Int
-        var key: Int?
-    }
-
-    private(set) var checks: [VisibilityCheck] = []
-    private(set) var groupIndexes: [[ClaimGroup: Int]] = []
-    /// By the change's index in the batch.
-    private(set) var placements: [Int: Placement] = [:]
-    private var checkByTable: [String: Int] = [:]
-
-    /// `index` is the change's place in the batch; `primaryKey` the table's key as last seen (nil: not known yet,
-    /// the row is then sent whole and the database compares its key columns).
-    mutating func add(_ change: Change, at index: Int, groups: [ClaimGroup], primaryKey: [String]?) {
-        let tableKey = change.schema + "\u{0}" + change.table
-        let check: Int
-        if let existing = checkByTable[tableKey] {
-            check = existing
-        } else {
-            check = checks.count
-            checkByTable[tableKey] = check
-            checks.append(VisibilityCheck(schema: change.schema, table: change.table, keys: [], groups: []))
-            groupIndexes.append([:])
-        }
-        for group in groups where groupIndexes[check][group] == nil {
-            groupIndexes[check][group] = checks[check].groups.count
-            checks[check].groups.append(group)
-        }
-        var key: Int?
-        if change.type != .delete, let record = change.record {
-            let keyColumns = primaryKey.map(Set.init)
-            key = checks[check].keys.count
-            checks[check].keys.append(JSONObject(record.members.filter { keyColumns?.contains($0.key) ?? true }))
-        }
-        placements[index] = Placement(check: check, key: key)
-    }
-
-    /// The database re-plans its probe whenever the role changes: ask role by role.
-    mutating func orderGroupsByRole() {
-        for check in checks.indices {
-            checks[check].groups.sort { ($0.role, $0.claimsJSON) < ($1.role, $1.claimsJSON) }
-            groupIndexes[check] = Dictionary(uniqueKeysWithValues: checks[check].groups.enumerated().map { ($1, $0) })
         }
     }
 }

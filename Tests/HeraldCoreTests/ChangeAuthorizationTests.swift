@@ -67,9 +67,70 @@ import Testing
                 == #"[{"entity":"\"odd \"\"schema\"\"\".\"t\"","keys":[{"id":1}],"groups":[{"role":"authenticated","claims":{"sub":"alice","role":"authenticated"}}]}]"#
         )
         let parsed = try VisibilityAnswer.parse(
-            #"[{"rls": true, "errors": {}, "columns": {"authenticated": ["id"]}, "visible": [[0, 2], null], "primary_key": ["id"]}]"#
+            #"[{"rls": true, "errors": {}, "columns": {"authenticated": ["id"]}, "visible": [[0, 2], null], "primary_key": ["id"], "claim_keys": null, "stale": false},"#
+                + #"{"rls": true, "errors": {}, "columns": {}, "visible": [[]], "primary_key": ["id"], "claim_keys": ["team"], "stale": true}]"#
         )
-        #expect(parsed == [VisibilityAnswer(primaryKey: ["id"], rowSecurity: true, columnsByRole: ["authenticated": ["id"]], visible: [[0, 2], nil])])
+        #expect(parsed == [
+            VisibilityAnswer(primaryKey: ["id"], rowSecurity: true, columnsByRole: ["authenticated": ["id"]], visible: [[0, 2], nil]),
+            VisibilityAnswer(primaryKey: ["id"], rowSecurity: true, claimKeys: ["team"], stale: true, columnsByRole: [:], visible: [[]]),
+        ])
         #expect(throws: (any Error).self) { try VisibilityAnswer.parse(#"{"not":"an array"}"#) }
+    }
+
+    func subscriber(_ role: String, _ claims: JSONObject) -> ClaimGroup {
+        ClaimGroup(TokenClaims(role: role, expiresAt: 9, claims: claims))
+    }
+
+    @Test func subscribersAgreeingOnTheClaimsThePoliciesReadAreCheckedAsOneGroup() {
+        let alice = subscriber("authenticated", ["sub": "alice", "team": "red", "exp": 9])
+        let bob = subscriber("authenticated", ["team": "red", "sub": "bob"])
+        let carol = subscriber("authenticated", ["sub": "carol", "team": "blue"])
+        let visitor = subscriber("anon", ["team": "red"])
+        let known = KnownTable(VisibilityAnswer(primaryKey: ["id"], rowSecurity: true, claimKeys: ["team"], columnsByRole: [:], visible: []))
+        let requests = [
+            AuthorizationRequest(index: 0, change: change(.insert), groups: [alice, carol, visitor]),
+            AuthorizationRequest(index: 2, change: change(.update), groups: [bob]),
+        ]
+        let plan = AuthorizationPlan(requests) { $0 == #""public"."notes""# ? known : nil }
+        #expect(plan.checks.count == 1)
+        let check = plan.checks[0]
+        #expect(check.claimKeys == ["team"])
+        // Role first, then claims; alice and bob are one group.
+        #expect(check.groups.map(\.role) == ["anon", "authenticated", "authenticated"])
+        #expect(check.groups.map(\.claimsJSON) == [#"{"team":"red"}"#, #"{"team":"blue"}"#, #"{"team":"red"}"#])
+        // Only the key travels once the key is known.
+        #expect(check.keys == [["id": 1], ["id": 1]])
+        #expect(VisibilityCheck.requestJSON([check]).contains(#""claim_keys":["team"]"#))
+
+        // Group 2 (red) sees both rows, group 1 (blue) none.
+        let answer = VisibilityAnswer(
+            primaryKey: ["id"], rowSecurity: true, claimKeys: ["team"], columnsByRole: ["authenticated": ["id", "owner"], "anon": ["id"]],
+            visible: [[], [], [0, 1]]
+        )
+        let decided = plan.decided(by: [answer])
+        let first = decided.authorized(change(.insert), at: 0)
+        let second = decided.authorized(change(.update), at: 2)
+        #expect(decided.authorized(change(.insert), at: 1) == nil)
+        if let first, let second {
+            #expect(decided.isVisible(first, at: 0, to: alice) && !decided.isVisible(first, at: 0, to: carol))
+            #expect(!decided.isVisible(first, at: 0, to: visitor))
+            #expect(decided.isVisible(second, at: 2, to: bob))
+            // A subscriber the plan was not made for sees nothing.
+            #expect(!decided.isVisible(second, at: 2, to: carol))
+        }
+    }
+
+    @Test func anUnknownTableIsCheckedWithWholeClaimsAndWholeRows() {
+        let alice = subscriber("authenticated", ["sub": "alice", "team": "red"])
+        let bob = subscriber("authenticated", ["sub": "bob", "team": "red"])
+        let plan = AuthorizationPlan([AuthorizationRequest(index: 0, change: change(.insert), groups: [alice, bob, alice])]) { _ in nil }
+        #expect(plan.checks[0].claimKeys == nil)
+        #expect(plan.checks[0].groups == [alice, bob])
+        #expect(plan.checks[0].keys == [["id": 1, "owner": "alice", "secret": "s"]])
+        #expect(!VisibilityCheck.requestJSON(plan.checks).contains("claim_keys"))
+        // Claims the policies cannot be followed through: still one group per distinct set of claims.
+        let opaque = KnownTable(VisibilityAnswer(primaryKey: ["id"], rowSecurity: true, claimKeys: nil, columnsByRole: [:], visible: []))
+        let again = AuthorizationPlan([AuthorizationRequest(index: 0, change: change(.insert), groups: [alice, bob])]) { _ in opaque }
+        #expect(again.checks[0].groups == [alice, bob] && again.checks[0].keys == [["id": 1]])
     }
 }

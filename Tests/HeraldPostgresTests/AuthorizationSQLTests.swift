@@ -56,7 +56,8 @@ struct AuthorizationSQLTests {
             #expect(notes.visible == [[], [0], [0, 1, 2], [], [0, 1, 2]])
             #expect(notes.columnsByRole["authenticated"] == ["id", "owner", "team"])
             #expect(notes.columnsByRole["service_role"] == ["id", "owner", "team", "secret"])
-            #expect(answers[1] == VisibilityAnswer(primaryKey: ["id"], rowSecurity: false, columnsByRole: ["anon": ["id", "body"]], visible: [nil]))
+            #expect(notes.claimKeys == ["sub", "team"] && !notes.stale)
+            #expect(answers[1] == VisibilityAnswer(primaryKey: ["id"], rowSecurity: false, claimKeys: [], columnsByRole: ["anon": ["id", "body"]], visible: [nil]))
             #expect(answers[2].primaryKey.isEmpty && answers[2].columnsByRole["authenticated"] == ["body"])
         }
         // Checks leave the session as it was.
@@ -84,5 +85,90 @@ struct AuthorizationSQLTests {
         let answers = try await ask(client, [VisibilityCheck(schema: "public", table: "tagged", keys: [hostile, ["tag": "y"]], groups: [group("authenticated", ["sub": "'; SELECT 1; --"])])])
         #expect(answers[0].visible == [[0]])
         #expect(try await client.query("SELECT count(*) FROM tagged").values[0][0] == "1")
+    }
+
+    static let claimSetup = """
+        CREATE SCHEMA auth;
+        CREATE FUNCTION auth.uid() RETURNS text LANGUAGE sql STABLE AS $$
+            select nullif(coalesce(current_setting('request.jwt.claim.sub', true), (current_setting('request.jwt.claims', true)::jsonb ->> 'sub')), '')::text $$;
+        CREATE FUNCTION auth.jwt() RETURNS jsonb LANGUAGE sql STABLE AS $$
+            select coalesce(nullif(current_setting('request.jwt.claim', true), ''), nullif(current_setting('request.jwt.claims', true), ''))::jsonb $$;
+        CREATE FUNCTION sneaky() RETURNS text LANGUAGE plpgsql STABLE AS $$ BEGIN RETURN current_setting('request.jwt.claims', true); END $$;
+        CREATE FUNCTION wrapped() RETURNS text LANGUAGE sql STABLE AS $$ select sneaky() $$;
+        CREATE TABLE members (room int, user_id text);
+        ALTER TABLE members ENABLE ROW LEVEL SECURITY;
+        CREATE POLICY own ON members FOR SELECT USING (user_id = auth.uid());
+        CREATE VIEW rooms AS SELECT DISTINCT room FROM members;
+        CREATE FUNCTION make_table(name text, policy text) RETURNS void LANGUAGE plpgsql AS $$ BEGIN
+            EXECUTE format('CREATE TABLE %I (id int PRIMARY KEY, team text, room int, level int)', name);
+            EXECUTE format('ALTER TABLE %I ENABLE ROW LEVEL SECURITY', name);
+            IF policy IS NOT NULL THEN EXECUTE format('CREATE POLICY p ON %I FOR SELECT USING (%s)', name, policy); END IF;
+        END $$;
+        SELECT make_table('by_team', $$team = current_setting('request.jwt.claims', true)::jsonb ->> 'team'$$);
+        SELECT make_table('by_json_team', $$team = (current_setting('request.jwt.claims')::json -> 'app' ->> 'team')$$);
+        SELECT make_table('by_legacy_sub', $$team = current_setting('request.jwt.claim.sub', true)$$);
+        SELECT make_table('by_uid', $$team = (SELECT auth.uid())$$);
+        SELECT make_table('by_membership', $$room IN (SELECT room FROM members WHERE level > 0)$$);
+        SELECT make_table('by_team_and_level', $$team = current_setting('request.jwt.claims', true)::jsonb ->> 'team'
+            AND level <= (current_setting('request.jwt.claims', true)::jsonb ->> 'level')::int$$);
+        SELECT make_table('no_policy', NULL);
+        SELECT make_table('by_whole_claims', $$current_setting('request.jwt.claims', true)::jsonb ? 'admin'$$);
+        SELECT make_table('by_jwt', $$team = auth.jwt() ->> 'team'$$);
+        SELECT make_table('by_plpgsql', $$team = sneaky()$$);
+        SELECT make_table('by_sql_calling_plpgsql', $$team = wrapped()$$);
+        SELECT make_table('by_view', $$room IN (SELECT room FROM rooms)$$);
+        SELECT make_table('by_computed_setting', $$team = current_setting('request.' || 'jwt.claims', true)$$);
+        """
+
+    @Test func policiesNameTheClaimsTheyRead() async throws {
+        let client = PostgresClient(databaseURL: try await TestPostgres.shared.makeMigratedDatabase())
+        defer { client.close() }
+        try await client.withConnection { try $0.executeScript(Self.claimSetup) }
+        let expected: [(String, String?)] = [
+            ("by_team", "{team}"),
+            ("by_json_team", "{app}"),
+            ("by_legacy_sub", "{sub}"),
+            ("by_uid", "{sub}"),
+            // The subquery reads members, whose own policy reads the claims through auth.uid().
+            ("by_membership", "{sub}"),
+            ("by_team_and_level", "{level,team}"),
+            ("no_policy", "{}"),
+            // Claims read whole, or by code Herald does not follow: every distinct set of claims is its own group.
+            ("by_whole_claims", nil),
+            ("by_jwt", nil),
+            ("by_plpgsql", nil),
+            ("by_sql_calling_plpgsql", nil),
+            ("by_view", nil),
+            ("by_computed_setting", nil),
+        ]
+        for (table, keys) in expected {
+            let found = try await client.query("SELECT realtime.policy_claim_keys($1::regclass)::text", [table]).values[0][0]
+            #expect(found == keys, "\(table)")
+        }
+    }
+
+    @Test func groupsCarryingFewerClaimsThanThePoliciesReadAreStale() async throws {
+        let client = PostgresClient(databaseURL: try await TestPostgres.shared.makeMigratedDatabase())
+        defer { client.close() }
+        try await client.withConnection {
+            try $0.executeScript(Self.claimSetup + "GRANT SELECT ON by_team, by_whole_claims TO authenticated; INSERT INTO by_team VALUES (1, 'red'), (2, 'blue'); CREATE TABLE plain (id int PRIMARY KEY); GRANT SELECT ON plain TO authenticated;")
+        }
+        let red = group("authenticated", ["team": "red"])
+        let blue = group("authenticated", ["team": "blue"])
+        let keys: [JSONObject] = [["id": 1], ["id": 2]]
+        // Groups merged down to the claim the policy reads are answered.
+        let merged = try await ask(client, [VisibilityCheck(schema: "public", table: "by_team", keys: keys, groups: [red, blue], claimKeys: ["team"])])
+        #expect(merged[0].visible == [[0], [1]] && !merged[0].stale && merged[0].claimKeys == ["team"])
+        // Groups that lack a claim the policies read are not: the caller must regroup.
+        let stale = try await ask(client, [
+            VisibilityCheck(schema: "public", table: "by_team", keys: keys, groups: [red], claimKeys: ["sub"]),
+            VisibilityCheck(schema: "public", table: "by_whole_claims", keys: [["id": 1]], groups: [red], claimKeys: ["team"]),
+            VisibilityCheck(schema: "public", table: "plain", keys: [["id": 1]], groups: [red], claimKeys: []),
+        ])
+        #expect(stale.map(\.stale) == [true, true, false])
+        #expect(stale[0].visible == [[]] && stale[0].claimKeys == ["team"])
+        #expect(stale[1].claimKeys == nil)
+        // Without RLS no claim matters: groups need only their role.
+        #expect(stale[2].claimKeys == [] && stale[2].visible == [nil])
     }
 }

@@ -182,4 +182,48 @@ import Testing
             await socket.close()
         }
     }
+
+    /// Herald merges subscribers that agree on the claims the policies read (here `team`); when a policy starts
+    /// reading another claim, the next change is already decided per the new claims.
+    @Test func aPolicyThatStartsReadingAnotherClaimIsFollowedAtOnce() async throws {
+        try await withHerald { herald in
+            try await herald.script("""
+                CREATE TABLE posts (id int PRIMARY KEY, team text NOT NULL, level int NOT NULL);
+                ALTER TABLE posts ENABLE ROW LEVEL SECURITY;
+                CREATE POLICY team_posts ON posts FOR SELECT USING (team = current_setting('request.jwt.claims', true)::jsonb ->> 'team');
+                SELECT realtime.enable_capture('posts');
+                """)
+            var sockets: [String: TestWebSocket] = [:]
+            for (name, level) in [("junior", 1), ("senior", 3)] {
+                let token = try await herald.token(extra: ["sub": .string(name), "team": "red", "level": .number(String(level))])
+                let socket = try await herald.socket(token: token)
+                let bindings: JSONValue = [["event": "INSERT", "schema": "public", "table": "posts"]]
+                let (reply, system) = try await socket.joinV2("realtime:posts", config: ["postgres_changes": bindings])
+                #expect(reply.arrayValue?[4]["status"] == "ok" && system?.arrayValue?[4]["status"] == "ok")
+                sockets[name] = socket
+            }
+            func received(by name: String, until last: Int) async throws -> [Int] {
+                var ids: [Int] = []
+                while ids.last != last {
+                    let message = try await sockets[name]?.receiveJSON()
+                    guard message?.arrayValue?[3] == "postgres_changes" else { continue }
+                    ids.append(message?.arrayValue?[4]["data"]?["record"]?["id"]?.intValue ?? -1)
+                }
+                return ids
+            }
+            try await herald.sql("INSERT INTO posts VALUES (1, 'red', 2), (2, 'blue', 1)")
+            try await herald.sql("INSERT INTO posts VALUES (3, 'red', 1)")
+            #expect(try await received(by: "junior", until: 3) == [1, 3])
+            #expect(try await received(by: "senior", until: 3) == [1, 3])
+
+            try await herald.script("""
+                ALTER POLICY team_posts ON posts USING (team = current_setting('request.jwt.claims', true)::jsonb ->> 'team'
+                    AND level <= (current_setting('request.jwt.claims', true)::jsonb ->> 'level')::int);
+                """)
+            try await herald.sql("INSERT INTO posts VALUES (4, 'red', 2), (5, 'red', 3), (6, 'red', 1)")
+            #expect(try await received(by: "junior", until: 6) == [6])
+            #expect(try await received(by: "senior", until: 6) == [4, 5, 6])
+            for socket in sockets.values { await socket.close() }
+        }
+    }
 }

@@ -1,16 +1,136 @@
 -- What each subscriber of postgres_changes may see (reference section 3.6), decided for many subscribers and
--- many changes in one call: Herald groups the subscribers of a batch of changes by their JWT (role + claims)
--- and asks once per batch, instead of once per subscriber per change as upstream does.
---
+-- many changes in one call: Herald groups the subscribers of a batch of changes by their JWT role and the claims
+-- the table's policies read, and asks once per batch, instead of once per subscriber per change as upstream does.
+
+-- Which JWT claims an expression reads, or NULL when it reads them in a way this cannot follow. `expression` is a
+-- policy's deparsed expression (pg_get_expr) or, with `function_body`, a LANGUAGE sql function's body. Understood
+-- reads: `current_setting('request.jwt.claims'[, missing_ok])::jsonb ->> 'key'` (or `->`, or `::json`) and
+-- `current_setting('request.jwt.claim.key'[, missing_ok])`. Anything else mentioning `request.jwt`, a
+-- `current_setting` whose name is not one literal, and (in a function body) any word beyond casts, `select`,
+-- `nullif` and `coalesce` (it could call something that reads the claims) make the answer NULL.
+CREATE OR REPLACE FUNCTION realtime.claims_read_by(expression text, function_body boolean)
+RETURNS text[]
+LANGUAGE plpgsql
+IMMUTABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    setting_arguments constant text := $re$(?:::text)?\s*(?:,\s*(?:true|false)\s*)?\)$re$;
+    claims_member constant text := $re$current_setting\(\s*'request\.jwt\.claims'$re$ || setting_arguments
+        || $re$\s*\)?\s*::\s*jsonb?\s*\)?\s*->>?\s*'((?:[^']|'')*)'$re$;
+    one_claim constant text := $re$current_setting\(\s*'request\.jwt\.claim\.((?:[^']|'')+)'$re$ || setting_arguments;
+    keys text[];
+    rest text;
+    word text;
+BEGIN
+    SELECT coalesce(array_agg(replace(m[1], '''''', '''')), '{}') INTO keys
+    FROM (SELECT regexp_matches(expression, claims_member, 'gi') UNION ALL SELECT regexp_matches(expression, one_claim, 'gi')) AS read(m);
+    rest := regexp_replace(regexp_replace(expression, claims_member, ' ', 'gi'), one_claim, ' ', 'gi');
+    IF rest ~* 'request\.jwt'
+        OR (SELECT count(*) FROM regexp_matches(rest, $re$current_setting\s*\($re$, 'gi'))
+            <> (SELECT count(*) FROM regexp_matches(rest, $re$current_setting\(\s*'(?:[^']|'')*'(?:::text)?\s*[,)]$re$, 'gi'))
+    THEN
+        RETURN NULL;
+    END IF;
+    IF function_body THEN
+        FOR word IN
+            SELECT lower(w[1]) FROM regexp_matches(regexp_replace(rest, $re$'(?:[^']|'')*'$re$, ' ', 'g'), '([a-z_][a-z0-9_$]*)', 'gi') AS w
+        LOOP
+            IF word NOT IN ('select', 'nullif', 'coalesce', 'current_setting', 'pg_catalog', 'as', 'true', 'false', 'null',
+                'uuid', 'text', 'jsonb', 'json', 'boolean', 'bool', 'integer', 'int', 'bigint') THEN
+                RETURN NULL;
+            END IF;
+        END LOOP;
+    END IF;
+    RETURN keys;
+END
+$$;
+
+-- The claims that row level security on `entity` can read when a row is selected, sorted, or NULL when Herald
+-- cannot tell (then every distinct set of claims is checked on its own). Followed: the SELECT policies'
+-- expressions, the SQL functions they call (such as auth.uid()), and the policies of the tables with RLS their
+-- subqueries read. Views, domains, functions in other languages, and builtins that run SQL text or change settings
+-- make it NULL.
+CREATE OR REPLACE FUNCTION realtime.policy_claim_keys(entity regclass, depth integer DEFAULT 0)
+RETURNS text[]
+LANGUAGE plpgsql
+STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    policy record;
+    called record;
+    referenced record;
+    found text[];
+    keys text[] := '{}';
+BEGIN
+    FOR policy IN
+        SELECT p.polqual::text AS tree, pg_get_expr(p.polqual, p.polrelid) AS expression
+        FROM pg_policy p WHERE p.polrelid = entity AND p.polcmd IN ('r', '*') AND p.polqual IS NOT NULL
+    LOOP
+        found := realtime.claims_read_by(policy.expression, false);
+        IF found IS NULL OR policy.tree ~ '\{COERCETODOMAIN' THEN
+            RETURN NULL;
+        END IF;
+        keys := keys || found;
+        FOR called IN
+            SELECT f.pronamespace = 'pg_catalog'::regnamespace AS builtin, f.proname::text AS name,
+                l.lanname = 'sql' AND f.prosqlbody IS NULL AS sql_text, f.prosrc
+            FROM pg_proc f JOIN pg_language l ON l.oid = f.prolang
+            WHERE f.oid IN (
+                SELECT m[2]::oid FROM regexp_matches(policy.tree, ':(funcid|opfuncid|aggfnoid|winfnoid) (\d+)', 'g') AS m
+                UNION
+                SELECT o.oprcode::oid FROM pg_operator o
+                WHERE o.oid IN (SELECT m[1]::oid FROM regexp_matches(policy.tree, ':opno (\d+)', 'g') AS m)
+            )
+        LOOP
+            IF called.builtin THEN
+                IF called.name = 'set_config' OR called.name ~ '_to_xml' THEN
+                    RETURN NULL;
+                END IF;
+                CONTINUE;
+            END IF;
+            found := CASE WHEN called.sql_text THEN realtime.claims_read_by(called.prosrc, true) END;
+            IF found IS NULL THEN
+                RETURN NULL;
+            END IF;
+            keys := keys || found;
+        END LOOP;
+        FOR referenced IN
+            SELECT c.oid, c.relkind, c.relrowsecurity FROM pg_class c
+            WHERE c.oid IN (SELECT m[1]::oid FROM regexp_matches(policy.tree, ':relid (\d+)', 'g') AS m) AND c.oid <> entity
+        LOOP
+            IF referenced.relkind = 'v' OR (referenced.relrowsecurity AND depth >= 4) THEN
+                RETURN NULL;
+            END IF;
+            IF referenced.relrowsecurity THEN
+                found := realtime.policy_claim_keys(referenced.oid, depth + 1);
+                IF found IS NULL THEN
+                    RETURN NULL;
+                END IF;
+                keys := keys || found;
+            END IF;
+        END LOOP;
+    END LOOP;
+    RETURN ARRAY(SELECT DISTINCT k FROM unnest(keys) AS k ORDER BY k);
+END
+$$;
+REVOKE EXECUTE ON FUNCTION realtime.policy_claim_keys(regclass, integer) FROM PUBLIC;
+
 -- realtime.visible_rows(checks jsonb) → jsonb, with checks = one entry per table of the batch:
---   [{"entity": "public.messages", "keys": [{"id": 1}, …], "groups": [{"role": "authenticated", "claims": {…}}, …]}]
+--   [{"entity": "public.messages", "keys": [{"id": 1}, …], "claim_keys": ["team"] or null,
+--     "groups": [{"role": "authenticated", "claims": {…}}, …]}]
 -- and the answer, in the same order:
---   [{"primary_key": ["id"], "rls": true, "columns": {"authenticated": ["id", "body"], …},
---     "visible": [[0, 2], null, …]}]
+--   [{"primary_key": ["id"], "rls": true, "claim_keys": ["team"], "stale": false,
+--     "columns": {"authenticated": ["id", "body"], …}, "visible": [[0, 2], null, …]}]
 -- `columns` are, per role, the columns it may SELECT (attnum order); `visible[g]` the indexes of the keys whose
 -- rows group g's role may SELECT right now, with `request.jwt.claims` set to the group's claims, under the
 -- table's row level security policies, or null when every key is (a table without RLS). A policy that fails to
 -- evaluate hides the row; a role that cannot be assumed sees nothing and is named in "errors".
+-- `claim_keys` in the answer are the claims the table's policies read now ([] without RLS, null when unknown: see
+-- realtime.policy_claim_keys). A check that names `claim_keys` says its groups carry only those claims (Herald
+-- merges the subscribers that agree on them); it is answered only while the policies read no other claim,
+-- otherwise the answer is "stale" (nothing visible) and the caller asks again with the new keys.
 -- The caller must be a member of every role it names (sql/schema/0003_roles.sql grants the standard three).
 CREATE OR REPLACE FUNCTION realtime.visible_rows(checks jsonb)
 RETURNS jsonb
@@ -22,10 +142,13 @@ DECLARE
     entity regclass;
     primary_key text[];
     row_security boolean;
+    claim_keys text[];
+    stale boolean;
     probe text;
     keys_literal text;
     group_value jsonb;
     group_role text;
+    current_role_name text;
     columns_by_role jsonb;
     failed_roles jsonb;
     visible jsonb;
@@ -35,6 +158,9 @@ BEGIN
     FOR item IN SELECT value FROM jsonb_array_elements(checks) LOOP
         entity := (item->>'entity')::regclass;
         SELECT c.relrowsecurity INTO row_security FROM pg_class c WHERE c.oid = entity;
+        claim_keys := CASE WHEN row_security THEN realtime.policy_claim_keys(entity) ELSE '{}' END;
+        stale := coalesce(jsonb_typeof(item->'claim_keys') = 'array', false)
+            AND (claim_keys IS NULL OR NOT (item->'claim_keys') @> to_jsonb(claim_keys));
         SELECT coalesce(array_agg(a.attname::text ORDER BY k.n), '{}') INTO primary_key
         FROM pg_index i
         CROSS JOIN LATERAL unnest(i.indkey) WITH ORDINALITY AS k(attnum, n)
@@ -58,7 +184,7 @@ BEGIN
         -- One prepared probe per table and session: planning it costs more than running it, and it runs once per
         -- group. Rows are checked by primary key, so the policies see the row as it is now.
         probe := NULL;
-        IF row_security AND cardinality(primary_key) > 0 THEN
+        IF row_security AND cardinality(primary_key) > 0 AND NOT stale THEN
             probe := 'herald_probe_' || entity::oid;
             IF NOT EXISTS (SELECT FROM pg_prepared_statements WHERE name = probe) THEN
                 EXECUTE format(
@@ -74,31 +200,38 @@ BEGIN
             keys_literal := format('EXECUTE %I(%L)', probe, item->'keys');
         END IF;
         visible_by_group := '{}';
+        current_role_name := NULL;
         FOR group_value IN SELECT value FROM jsonb_array_elements(item->'groups') LOOP
             group_role := group_value->>'role';
-            IF failed_roles ? group_role THEN
+            IF failed_roles ? group_role OR stale THEN
                 visible := '[]';
             ELSIF NOT row_security THEN
                 visible := 'null';
             ELSIF probe IS NULL OR NOT (columns_by_role->group_role) @> to_jsonb(primary_key) THEN
                 visible := '[]';
             ELSE
-                PERFORM set_config('role', group_role, true);
+                -- Groups come role by role: switch roles only when it changes.
+                IF current_role_name IS DISTINCT FROM group_role THEN
+                    PERFORM set_config('role', group_role, true);
+                    PERFORM set_config('request.jwt.claim.role', group_role, true);
+                    current_role_name := group_role;
+                END IF;
                 PERFORM set_config('request.jwt.claims', (group_value->'claims')::text, true);
                 PERFORM set_config('request.jwt.claim.sub', coalesce(group_value->'claims'->>'sub', ''), true);
-                PERFORM set_config('request.jwt.claim.role', group_role, true);
                 BEGIN
                     EXECUTE keys_literal INTO visible;
                 EXCEPTION WHEN OTHERS THEN
                     visible := '[]';
                 END;
-                PERFORM set_config('role', 'none', true);
             END IF;
             visible_by_group := visible_by_group || visible;
         END LOOP;
+        IF current_role_name IS NOT NULL THEN
+            PERFORM set_config('role', 'none', true);
+        END IF;
         answers := answers || jsonb_build_object(
-            'primary_key', to_jsonb(primary_key), 'rls', row_security, 'columns', columns_by_role,
-            'errors', failed_roles, 'visible', to_jsonb(visible_by_group)
+            'primary_key', to_jsonb(primary_key), 'rls', row_security, 'claim_keys', to_jsonb(claim_keys),
+            'stale', stale, 'columns', columns_by_role, 'errors', failed_roles, 'visible', to_jsonb(visible_by_group)
         );
     END LOOP;
     RETURN to_jsonb(answers);

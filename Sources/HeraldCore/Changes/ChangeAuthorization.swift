@@ -1,13 +1,35 @@
 /// Who a subscriber is, for deciding what it may read: its JWT role and claims. Subscribers with equal claims see
-/// the same rows, so a change's visibility is decided once per group, not once per subscriber.
+/// the same rows, so a change's visibility is decided once per group, not once per subscriber; and when a table's
+/// policies read only some claims, groups that agree on those are checked as one (`keeping(_:)`).
 public struct ClaimGroup: Sendable, Hashable {
-    public var role: String
+    public let role: String
+    public let claims: JSONObject
     /// The claims as JSON text, as the database will see them in `request.jwt.claims`.
-    public var claimsJSON: String
+    public let claimsJSON: String
 
     public init(_ claims: TokenClaims) {
-        role = claims.role
-        claimsJSON = JSONValue.object(claims.claims).jsonString
+        self.init(role: claims.role, claims: claims.claims)
+    }
+
+    init(role: String, claims: JSONObject) {
+        self.role = role
+        self.claims = claims
+        claimsJSON = JSONValue.object(claims).jsonString
+    }
+
+    /// The group as policies that read only `keys` see it (members in the order of `keys`, so that subscribers
+    /// whose tokens agree on those claims compare equal).
+    public func keeping(_ keys: [String]) -> ClaimGroup {
+        ClaimGroup(role: role, claims: JSONObject(keys.compactMap { key in claims[key].map { JSONObject.Member(key: key, value: $0) } }))
+    }
+
+    public static func == (left: ClaimGroup, right: ClaimGroup) -> Bool {
+        left.role == right.role && left.claimsJSON == right.claimsJSON
+    }
+
+    public func hash(into hasher: inout Hasher) {
+        hasher.combine(role)
+        hasher.combine(claimsJSON)
     }
 }
 
@@ -18,24 +40,34 @@ public struct VisibilityCheck: Sendable, Equatable {
     public var entity: String
     public var keys: [JSONObject]
     public var groups: [ClaimGroup]
+    /// The only claims the groups carry (nil: all of them). The database answers "stale" when the table's
+    /// policies now read another claim.
+    public var claimKeys: [String]?
 
-    public init(schema: String, table: String, keys: [JSONObject], groups: [ClaimGroup]) {
-        entity = Self.quoted(schema) + "." + Self.quoted(table)
+    public init(schema: String, table: String, keys: [JSONObject], groups: [ClaimGroup], claimKeys: [String]? = nil) {
+        entity = Self.entity(schema: schema, table: table)
         self.keys = keys
         self.groups = groups
+        self.claimKeys = claimKeys
+    }
+
+    /// `"schema"."table"`: how checks and answers name a table.
+    public static func entity(schema: String, table: String) -> String {
+        quoted(schema) + "." + quoted(table)
     }
 
     static func quoted(_ identifier: String) -> String {
         "\"" + String(identifier.flatMap { $0 == "\"" ? ["\"", "\""] : [$0] }) + "\""
     }
 
-    /// The function's argument: `[{"entity","keys","groups":[{"role","claims"}]}]`.
+    /// The function's argument: `[{"entity","keys","claim_keys","groups":[{"role","claims"}]}]`.
     public static func requestJSON(_ checks: [VisibilityCheck]) -> String {
         var text = "["
         for (index, check) in checks.enumerated() {
             if index > 0 { text += "," }
             text += #"{"entity":"# + JSONValue.string(check.entity).jsonString
             text += #","keys":"# + JSONValue.array(check.keys.map(JSONValue.object)).jsonString
+            if let claimKeys = check.claimKeys { text += #","claim_keys":"# + JSONValue.array(claimKeys.map(JSONValue.string)).jsonString }
             text += #","groups":["#
             for (groupIndex, group) in check.groups.enumerated() {
                 if groupIndex > 0 { text += "," }
@@ -47,18 +79,27 @@ public struct VisibilityCheck: Sendable, Equatable {
     }
 }
 
-/// The database's answer for one table: its primary key, whether row level security is on, the columns each role
-/// may select, and which of the checked keys each group may see.
+/// The database's answer for one table: its primary key, whether row level security is on, the claims its policies
+/// read, the columns each role may select, and which of the checked keys each group may see.
 public struct VisibilityAnswer: Sendable, Equatable {
     public var primaryKey: [String]
     public var rowSecurity: Bool
+    /// The claims the table's policies read ([] without RLS); nil when the database cannot tell.
+    public var claimKeys: [String]?
+    /// The check carried fewer claims than the policies now read: nothing was decided, ask again.
+    public var stale: Bool
     public var columnsByRole: [String: Set<String>]
     /// Per group (in the order of the check): the visible key indexes, or nil when all are (no RLS).
     public var visible: [Set<Int>?]
 
-    public init(primaryKey: [String], rowSecurity: Bool, columnsByRole: [String: Set<String>], visible: [Set<Int>?]) {
+    public init(
+        primaryKey: [String], rowSecurity: Bool, claimKeys: [String]? = nil, stale: Bool = false, columnsByRole: [String: Set<String>],
+        visible: [Set<Int>?]
+    ) {
         self.primaryKey = primaryKey
         self.rowSecurity = rowSecurity
+        self.claimKeys = claimKeys
+        self.stale = stale
         self.columnsByRole = columnsByRole
         self.visible = visible
     }
@@ -81,6 +122,8 @@ public struct VisibilityAnswer: Sendable, Equatable {
             return VisibilityAnswer(
                 primaryKey: keyValues.compactMap(\.stringValue),
                 rowSecurity: rowSecurity,
+                claimKeys: item["claim_keys"]?.arrayValue?.compactMap(\.stringValue),
+                stale: item["stale"] == .bool(true),
                 columnsByRole: columnsByRole,
                 visible: visible
             )
