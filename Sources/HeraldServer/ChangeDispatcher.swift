@@ -87,6 +87,8 @@ struct ChangeDispatcher: Service, CustomStringConvertible {
     let logger: Logger
     /// Most changes decided by one round trip.
     var batchLimit = 1_000
+    /// Most writes handed to the event loops at once.
+    var fanOutLimit = 20_000
 
     static let authorizationGapMessage =
         "Realtime could not check what this channel may read, so some changes were not delivered. Refetch to catch up."
@@ -130,13 +132,11 @@ struct ChangeDispatcher: Service, CustomStringConvertible {
                 break
             }
             for (index, item) in missed.enumerated() {
-                guard let authorized = decided.authorized(item.change, at: index),
-                    decided.isVisible(authorized, at: index, to: point.group)
-                else { continue }
+                guard let decision = decided.decision(for: item.change, at: index), decision.admits(point.group) else { continue }
                 let target = Hub.ChangeTarget(
                     subscriber: point.join.subscriber, connection: point.connection, topic: point.join.topic, ids: item.ids, group: point.group
                 )
-                var changeFrames = ChangeFrames(authorized)
+                var changeFrames = ChangeFrames(decision.change)
                 frames.append(changeFrames.frame(for: target))
             }
         }
@@ -166,21 +166,27 @@ struct ChangeDispatcher: Service, CustomStringConvertible {
                 logger.error("postgres_changes: authorization check failed; changes of this batch were not delivered")
             }
         }
+        // The batch is one fan-out (a socket that gets several of its changes gets them in one write), handed to the
+        // event loops every `fanOutLimit` writes so that the first changes need not wait for the last.
+        var fanOut = FanOut()
         var reported: Set<SubscriberID> = []
         for (index, step) in steps.enumerated() {
             switch step.item {
             case .gap(let message):
+                fanOut.submit()  // (what came before the gap goes first)
                 hub.sendGap(message)
             case .change(let change):
                 guard !step.targets.isEmpty else { continue }
-                guard let decided, let authorized = decided.authorized(change, at: index) else {
+                guard let decided, let decision = decided.decision(for: change, at: index) else {
                     // Fail closed: nobody gets a row whose visibility is unknown; they are told to refetch.
                     let unreported = step.targets.filter { reported.insert($0.subscriber).inserted }
                     hub.sendGap(Self.authorizationGapMessage, to: unreported)
                     continue
                 }
-                hub.deliver(authorized, to: step.targets.filter { decided.isVisible(authorized, at: index, to: $0.group) })
+                hub.deliver(decision.change, to: step.targets.filter { decision.admits($0.group) }, in: &fanOut)
+                if fanOut.count >= fanOutLimit { fanOut.submit() }
             }
         }
+        fanOut.submit()
     }
 }

@@ -277,19 +277,17 @@ final class Hub: Sendable {
         }
     }
 
-    /// Writes an authorized change to the channels that may see it, with frames shared as `ChangeFrames` allows.
-    /// Channels that are resuming keep theirs until their replay is sent.
-    func deliver(_ change: AuthorizedChange, to targets: [ChangeTarget]) {
+    /// Adds an authorized change for the channels that may see it to `fanOut`, with frames shared as `ChangeFrames`
+    /// allows. Channels that are resuming keep theirs until their replay is sent.
+    func deliver(_ change: AuthorizedChange, to targets: [ChangeTarget], in fanOut: inout FanOut) {
         guard !targets.isEmpty else { return }
         metrics.delivered(.postgresChanges, count: targets.count)
         var frames = ChangeFrames(change)
         let writes = targets.map { (target: $0, frame: frames.frame(for: $0)) }
         let held = heldChannels.load(ordering: .sequentiallyConsistent) > 0 ? hold(writes) : []
-        var fanOut = FanOut()
         for write in writes where !held.contains(write.target.subscriber) {
             fanOut.add(write.frame, to: write.target.connection)
         }
-        fanOut.submit()
     }
 
     /// Keeps the frames meant for resuming channels whose replay is not sent yet; returns those channels.
@@ -619,9 +617,9 @@ struct ChangeFrames {
     }
 }
 
-/// Hands a fan-out to the event loops, one batch per loop: each writes its connections' frames and flushes each
-/// connection once, instead of one task and one syscall per delivery. The batch of the calling thread's own loop
-/// runs inline.
+/// Hands a fan-out to the event loops, one batch per loop: each writes its connections' frames, then flushes them
+/// (a connection's first flush sends all its frames in one write; the others find nothing left), instead of one
+/// task and one syscall per delivery. The batch of the calling thread's own loop runs inline.
 struct FanOut {
     private struct Write {
         let connection: Connection
@@ -629,13 +627,17 @@ struct FanOut {
     }
 
     private var batches: [ObjectIdentifier: (loop: any EventLoop, writes: [Write])] = [:]
+    /// Writes added since the last submit.
+    private(set) var count = 0
 
     mutating func add(_ frame: ByteBuffer, to connection: Connection) {
         let loop = connection.eventLoop
         batches[ObjectIdentifier(loop), default: (loop, [])].writes.append(Write(connection: connection, frame: frame))
+        count += 1
     }
 
-    func submit() {
+    /// Hands the writes added so far to their loops and starts over.
+    mutating func submit() {
         for (_, batch) in batches {
             let writes = batch.writes
             if batch.loop.inEventLoop {
@@ -644,6 +646,8 @@ struct FanOut {
                 batch.loop.execute { Self.write(writes) }
             }
         }
+        batches = [:]
+        count = 0
     }
 
     private static func write(_ writes: [Write]) {

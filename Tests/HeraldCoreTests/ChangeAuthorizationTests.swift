@@ -108,16 +108,14 @@ import Testing
             visible: [[], [], [0, 1]]
         )
         let decided = plan.decided(by: [answer])
-        let first = decided.authorized(change(.insert), at: 0)
-        let second = decided.authorized(change(.update), at: 2)
-        #expect(decided.authorized(change(.insert), at: 1) == nil)
-        if let first, let second {
-            #expect(decided.isVisible(first, at: 0, to: alice) && !decided.isVisible(first, at: 0, to: carol))
-            #expect(!decided.isVisible(first, at: 0, to: visitor))
-            #expect(decided.isVisible(second, at: 2, to: bob))
-            // A subscriber the plan was not made for sees nothing.
-            #expect(!decided.isVisible(second, at: 2, to: carol))
-        }
+        let first = decided.decision(for: change(.insert), at: 0)
+        let second = decided.decision(for: change(.update), at: 2)
+        #expect(decided.decision(for: change(.insert), at: 1) == nil)
+        #expect(first?.admits(alice) == true && first?.admits(carol) == false)
+        #expect(first?.admits(visitor) == false)
+        #expect(second?.admits(bob) == true)
+        // A subscriber the plan was not made for sees nothing.
+        #expect(second?.admits(subscriber("authenticated", ["team": "green"])) == false)
     }
 
     @Test func anUnknownTableIsCheckedWithWholeClaimsAndWholeRows() {

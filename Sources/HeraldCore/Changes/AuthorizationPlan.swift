@@ -87,7 +87,7 @@ public struct AuthorizationPlan: Sendable {
     }
 
     fileprivate func placement(of index: Int) -> Placement? { placements[index] }
-    fileprivate func groupIndex(of group: ClaimGroup, inCheck check: Int) -> Int? { groupIndexes[check][group] }
+    fileprivate func groupIndexes(ofCheck check: Int) -> [ClaimGroup: Int] { groupIndexes[check] }
 }
 
 /// A batch's changes as the database decided them: what each change looks like and who may see it.
@@ -95,15 +95,29 @@ public struct AuthorizedBatch: Sendable {
     let plan: AuthorizationPlan
     let answers: [VisibilityAnswer]
 
-    /// The change at `index` of the batch with its table's answer; nil when it was not part of the plan.
-    public func authorized(_ change: Change, at index: Int) -> AuthorizedChange? {
+    /// The change at `index` of the batch as its table's answer has it; nil when it was not part of the plan.
+    public func decision(for change: Change, at index: Int) -> ChangeDecision? {
         guard let placement = plan.placement(of: index), placement.check < answers.count else { return nil }
-        return AuthorizedChange(change: change, answer: answers[placement.check], keyIndex: placement.key)
+        let authorized = AuthorizedChange(change: change, answer: answers[placement.check], keyIndex: placement.key)
+        let groups = plan.checks[placement.check].groups
+        return ChangeDecision(
+            change: authorized,
+            groupIndexes: plan.groupIndexes(ofCheck: placement.check),
+            admitted: groups.indices.map { authorized.isVisible(toGroup: $0, role: groups[$0].role) }
+        )
     }
+}
 
-    /// Whether a subscriber of claim group `group` gets the change at `index`.
-    public func isVisible(_ authorized: AuthorizedChange, at index: Int, to group: ClaimGroup) -> Bool {
-        guard let placement = plan.placement(of: index), let groupIndex = plan.groupIndex(of: group, inCheck: placement.check) else { return false }
-        return authorized.isVisible(toGroup: groupIndex, role: group.role)
+/// One change of a decided batch: its `data` per role and whether a subscriber's claim group gets it (decided once
+/// per checked group, looked up per subscriber).
+public struct ChangeDecision: Sendable {
+    public let change: AuthorizedChange
+    let groupIndexes: [ClaimGroup: Int]
+    let admitted: [Bool]
+
+    /// Whether subscribers of `group` get the change (not when the batch was not planned for them).
+    public func admits(_ group: ClaimGroup) -> Bool {
+        guard let index = groupIndexes[group], index < admitted.count else { return false }
+        return admitted[index]
     }
 }

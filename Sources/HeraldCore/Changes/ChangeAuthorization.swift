@@ -1,13 +1,15 @@
 /// Who a subscriber is, for deciding what it may read: its JWT role and claims. Subscribers with equal claims see
 /// the same rows, so a change's visibility is decided once per group, not once per subscriber; and when a table's
-/// policies read only some claims, groups that agree on those are checked as one (`keeping(_:)`).
-public struct ClaimGroup: Sendable, Hashable {
+/// policies read only some claims, groups that agree on those are checked as one (`keeping(_:)`). A class with its
+/// hash computed once: the dispatcher looks groups up for every subscriber of every change.
+public final class ClaimGroup: Sendable, Hashable {
     public let role: String
     public let claims: JSONObject
     /// The claims as JSON text, as the database will see them in `request.jwt.claims`.
     public let claimsJSON: String
+    private let fingerprint: Int
 
-    public init(_ claims: TokenClaims) {
+    public convenience init(_ claims: TokenClaims) {
         self.init(role: claims.role, claims: claims.claims)
     }
 
@@ -15,6 +17,10 @@ public struct ClaimGroup: Sendable, Hashable {
         self.role = role
         self.claims = claims
         claimsJSON = JSONValue.object(claims).jsonString
+        var hasher = Hasher()
+        hasher.combine(role)
+        hasher.combine(claimsJSON)
+        fingerprint = hasher.finalize()
     }
 
     /// The group as policies that read only `keys` see it (members in the order of `keys`, so that subscribers
@@ -24,12 +30,11 @@ public struct ClaimGroup: Sendable, Hashable {
     }
 
     public static func == (left: ClaimGroup, right: ClaimGroup) -> Bool {
-        left.role == right.role && left.claimsJSON == right.claimsJSON
+        left === right || (left.fingerprint == right.fingerprint && left.role == right.role && left.claimsJSON == right.claimsJSON)
     }
 
     public func hash(into hasher: inout Hasher) {
-        hasher.combine(role)
-        hasher.combine(claimsJSON)
+        hasher.combine(fingerprint)
     }
 }
 
