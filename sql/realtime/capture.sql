@@ -109,24 +109,29 @@ BEGIN
     IF TG_NARGS OPERATOR(pg_catalog.=) 0 OR arguments[0] OPERATOR(pg_catalog.<>) TG_RELID::pg_catalog.text THEN
         arguments := realtime.capture_arguments(TG_RELID);
     END IF;
-    payload := '{"schema":' OPERATOR(pg_catalog.||) pg_catalog.to_json(TG_TABLE_SCHEMA::pg_catalog.text)::pg_catalog.text
-        OPERATOR(pg_catalog.||) ',"table":' OPERATOR(pg_catalog.||) pg_catalog.to_json(TG_TABLE_NAME::pg_catalog.text)::pg_catalog.text
+    payload := '{"schema":'
+        OPERATOR(pg_catalog.||) pg_catalog.to_json(TG_TABLE_SCHEMA::pg_catalog.text)::pg_catalog.text
+        OPERATOR(pg_catalog.||) ',"table":'
+        OPERATOR(pg_catalog.||) pg_catalog.to_json(TG_TABLE_NAME::pg_catalog.text)::pg_catalog.text
         OPERATOR(pg_catalog.||) ',"type":"' OPERATOR(pg_catalog.||) TG_OP
         OPERATOR(pg_catalog.||) '","xid":"' OPERATOR(pg_catalog.||) pg_catalog.txid_current()::pg_catalog.text
         OPERATOR(pg_catalog.||) '","columns":' OPERATOR(pg_catalog.||) arguments[1];
     IF TG_OP OPERATOR(pg_catalog.<>) 'DELETE' THEN
         -- row_to_json keeps column order and is compact (to_jsonb would sort keys and add spaces).
-        payload := payload OPERATOR(pg_catalog.||) ',"record":' OPERATOR(pg_catalog.||) pg_catalog.row_to_json(NEW)::pg_catalog.text;
+        payload := payload OPERATOR(pg_catalog.||) ',"record":'
+            OPERATOR(pg_catalog.||) pg_catalog.row_to_json(NEW)::pg_catalog.text;
     END IF;
     IF TG_OP OPERATOR(pg_catalog.<>) 'INSERT' THEN
         old_row := pg_catalog.row_to_json(OLD);
         IF arguments[2] OPERATOR(pg_catalog.=) 'full' THEN
-            payload := payload OPERATOR(pg_catalog.||) ',"old_record":' OPERATOR(pg_catalog.||) old_row::pg_catalog.text;
+            payload := payload OPERATOR(pg_catalog.||) ',"old_record":'
+                OPERATOR(pg_catalog.||) old_row::pg_catalog.text;
         ELSE
             FOR key_index IN 3 .. pg_catalog.array_upper(arguments, 1) LOOP
                 key_members := pg_catalog.array_append(key_members,
                     pg_catalog.to_json(arguments[key_index])::pg_catalog.text OPERATOR(pg_catalog.||) ':'
-                    OPERATOR(pg_catalog.||) pg_catalog.json_object_field(old_row, arguments[key_index])::pg_catalog.text);
+                    OPERATOR(pg_catalog.||)
+                    pg_catalog.json_object_field(old_row, arguments[key_index])::pg_catalog.text);
             END LOOP;
             payload := payload OPERATOR(pg_catalog.||) ',"old_record":{'
                 OPERATOR(pg_catalog.||) pg_catalog.array_to_string(key_members, ',') OPERATOR(pg_catalog.||) '}';
@@ -162,7 +167,8 @@ BEGIN
         'CREATE OR REPLACE TRIGGER herald_capture AFTER INSERT OR UPDATE OR DELETE ON %s '
         'FOR EACH ROW EXECUTE FUNCTION realtime.capture_changes(%s)',
         target,
-        (SELECT coalesce(string_agg(quote_literal(argument), ', '), '') FROM unnest(realtime.expected_capture_arguments(target)) AS argument));
+        (SELECT coalesce(string_agg(quote_literal(argument), ', '), '')
+           FROM unnest(realtime.expected_capture_arguments(target)) AS argument));
     IF previous_state IS NOT NULL AND previous_state <> 'O' THEN
         EXECUTE format('ALTER TABLE %s %s TRIGGER herald_capture', target,
                        CASE previous_state WHEN 'D' THEN 'DISABLE' WHEN 'A' THEN 'ENABLE ALWAYS' ELSE 'ENABLE REPLICA' END);
@@ -186,7 +192,8 @@ AS $$
 $$;
 
 -- Re-creates the capture triggers whose arguments are out of date (a column added, dropped, renamed or retyped,
--- a type renamed, the replica identity or primary key changed, the event trigger created or dropped). With
+-- a type renamed, the replica identity or primary key changed; call it after dropping or disabling the event
+-- trigger, which then no longer keeps them current). With
 -- `relations`, only the triggers a change to those tables can affect: theirs, and those of tables with a column
 -- of their row type (or its array), whose name a rename changes. Partitions' clones of a parent's trigger are left
 -- alone (the parent's re-creation replaces them). Returns how many changed.
