@@ -1,7 +1,7 @@
 /// Turns `pgoutput` messages into ``ReplicationEvent``s carrying the same ``Change`` values the trigger source
 /// builds from `row_to_json`: records keyed by column name in column order, typed JSON values, commit time.
 ///
-/// Old records follow the table's replica identity, as the trigger source's `replica_identity_record`:
+/// Old records follow the table's replica identity, as the trigger source's `realtime.capture_changes()`:
 /// default or index identity → the key columns (taken from the new row when the key did not change, since
 /// PostgreSQL then sends no old key), FULL → the whole old row, NOTHING → `{}`.
 ///
