@@ -602,12 +602,20 @@ struct ChangeFrames {
     private let change: AuthorizedChange
     private var dataByRole: [String: [UInt8]] = [:]
     private var frames: [Key: ByteBuffer] = [:]
+    /// Recipients come channel by channel, mostly alike: comparing with the last key spares hashing it.
+    private var last: (key: Key, frame: ByteBuffer)?
 
     init(_ change: AuthorizedChange) { self.change = change }
 
     mutating func frame(for target: Hub.ChangeTarget) -> ByteBuffer {
         let key = Key(version: target.connection.version, topic: target.topic, ids: target.ids, role: target.group.role)
-        if let frame = frames[key] { return frame }
+        if let last, last.key == key { return last.frame }
+        let frame = frames[key] ?? encode(key)
+        last = (key, frame)
+        return frame
+    }
+
+    private mutating func encode(_ key: Key) -> ByteBuffer {
         let data = dataByRole[key.role] ?? JSONValue.object(change.data(role: key.role)).jsonBytes
         dataByRole[key.role] = data
         let payload = ChangeEvent.payload(ids: key.ids, data: data)
