@@ -48,8 +48,8 @@ struct SmokeCommand: AsyncParsableCommand {
         let rooms = SocketGroup(name: "room", members: 120, roomSize: 40, presence: true)
         let storm = StormStep(group: SocketGroup(name: "storm", members: 100, roomSize: 100, presence: true), timeoutSeconds: 10)
         let channels = SocketGroup(name: "bcast", members: 100, roomSize: 50, presence: false)
-        let churn = ChurnStep(seconds: 2, rejoinsPerSecond: 20, updatesPerSecond: 10, quietSeconds: 0.3)
-        let text = BroadcastStep(seconds: 1.5, messagesPerSecond: 40, publishersPerRoom: 1, payloadBytes: 200, binary: false, quietSeconds: 0.3)
+        let churn = ChurnStep(seconds: 2, rejoinsPerSecond: 20, updatesPerSecond: 10, quietSeconds: Self.quietSeconds)
+        let text = BroadcastStep(seconds: 1.5, messagesPerSecond: 40, publishersPerRoom: 1, payloadBytes: 200, binary: false, quietSeconds: Self.quietSeconds)
         var binary = text
         binary.binary = true
         let heraldPhases: [Phase] = [
@@ -103,9 +103,13 @@ struct SmokeCommand: AsyncParsableCommand {
         )
     }
 
+    /// How long a step waits for stragglers once nothing arrives: long enough that a loaded machine (the whole test
+    /// suite runs beside it) does not turn a late delivery into a lost one.
+    static let quietSeconds = 1.5
+
     /// One S1 step of 100 users (echo rooms and rooms of 6), then three single messages to a room of 100 (S2).
     static func scenarioPhases(connectConcurrency: Int) -> [Phase] {
-        let s1 = S1Scenario(users: [100], groupSize: 6, messagesPerRoom: 2, stepSeconds: 1.5, payloadBytes: 200, connectConcurrency: connectConcurrency, quietSeconds: 0.3)
+        let s1 = S1Scenario(users: [100], groupSize: 6, messagesPerRoom: 2, stepSeconds: 1.5, payloadBytes: 200, connectConcurrency: connectConcurrency, quietSeconds: Self.quietSeconds)
         let room = SocketGroup(name: "smokebig", members: 100, roomSize: 100, presence: false)
         let burst = BurstStep(payloadBytes: 200, timeoutSeconds: 5)
         return s1.phases + [.connect(room, join: true, concurrency: connectConcurrency), .burst(burst), .burst(burst), .burst(burst), .disconnect]
