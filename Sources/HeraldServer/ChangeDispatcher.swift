@@ -32,9 +32,12 @@ final class ChangeQueue: Sendable {
     func submit(_ item: Item) {
         state.lock()
         while storage.items.count >= capacity && !storage.closed { state.wait() }
+        // The dispatcher only waits after finding the queue empty: wake it for the first item, not for each one
+        // (under load it is busy with a batch, and a wake-up per change is a lock and a yield on the source's thread).
+        let wasEmpty = storage.items.isEmpty
         if !storage.closed { storage.items.append(item) }
         state.unlock()
-        wake.yield()
+        if wasEmpty { wake.yield() }
     }
 
     /// Waits until items are queued and takes up to `limit` of them; nil once closed and empty.
@@ -59,9 +62,14 @@ final class ChangeQueue: Sendable {
         state.lock()
         defer { state.unlock() }
         if storage.items.isEmpty { return storage.closed ? .closed : .empty }
-        let count = min(limit, storage.items.count)
-        let batch = Array(storage.items.prefix(count))
-        storage.items.removeFirst(count)
+        let batch: [Item]
+        if storage.items.count <= limit {
+            batch = storage.items
+            storage.items = []
+        } else {
+            batch = Array(storage.items.prefix(limit))
+            storage.items.removeFirst(limit)
+        }
         state.broadcast()
         return .items(batch)
     }
