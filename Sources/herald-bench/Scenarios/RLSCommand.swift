@@ -31,6 +31,16 @@ struct RLSCommand: AsyncParsableCommand {
     @Flag(help: "Tokens without a sub: the subscribers of a team share their claims (one group per team instead of one per subscriber).")
     var sharedClaims = false
 
+    enum Policy: String, ExpressibleByArgument, Codable {
+        /// `team = claims ->> 'team'`: reads one claim, so Herald checks one group per team.
+        case team
+        /// The same rows, found from the `sub` claim (user-<m> → team t<m % teams>): every subscriber is a group.
+        case user
+    }
+
+    @Option(help: "The table's policy: team (reads the team claim) or user (reads sub: one claim group per subscriber).")
+    var policy = Policy.team
+
     @Option(help: "The change source of herald serve.")
     var source = "replication"
 
@@ -41,6 +51,7 @@ struct RLSCommand: AsyncParsableCommand {
         var subscribers: Int
         var teams: Int
         var sharedClaims: Bool
+        var policy: Policy
         var connect: ConnectOutcome
         var steps: [ChangeStepSummary]
         var targets: [TargetCheck]
@@ -48,6 +59,14 @@ struct RLSCommand: AsyncParsableCommand {
 
     func validate() throws {
         guard subscribers > 0, teams > 0 else { throw ValidationError("--subscribers and --teams must be positive") }
+        if policy == .user && sharedClaims { throw ValidationError("--policy user reads sub, which --shared-claims leaves out") }
+    }
+
+    var policyExpression: String {
+        switch policy {
+        case .team: "team = current_setting('request.jwt.claims', true)::jsonb ->> 'team'"
+        case .user: "team = 't' || split_part(current_setting('request.jwt.claims', true)::jsonb ->> 'sub', '-', 2)::int % \(teams)"
+        }
     }
 
     func run() async throws {
@@ -62,8 +81,7 @@ struct RLSCommand: AsyncParsableCommand {
             """
             GRANT SELECT ON \(table) TO authenticated;
             ALTER TABLE \(table) ENABLE ROW LEVEL SECURITY;
-            CREATE POLICY team_rows ON \(table) FOR SELECT TO authenticated
-                USING (team = current_setting('request.jwt.claims', true)::jsonb ->> 'team');
+            CREATE POLICY team_rows ON \(table) FOR SELECT TO authenticated USING (\(policyExpression));
             SELECT realtime.enable_capture('\(table)');
             """
         )
@@ -95,7 +113,7 @@ struct RLSCommand: AsyncParsableCommand {
                 generatorProcesses: max(1, (subscribers + settings.socketsPerWorker - 1) / settings.socketsPerWorker),
                 loadAverageBefore: loadBefore, loadAverageAfter: RunInfo.loadAverage(), serverLogTail: log.isEmpty ? nil : log
             ),
-            source: source, subscribers: subscribers, teams: teams, sharedClaims: sharedClaims, connect: outcome.connect, steps: outcome.steps,
+            source: source, subscribers: subscribers, teams: teams, sharedClaims: sharedClaims, policy: policy, connect: outcome.connect, steps: outcome.steps,
             targets: [
                 TargetCheck(name: "changes/s at \(subscribers) subscribers with p95 <= 100 ms, none lost", target: ">= 100", measured: best, met: (best ?? 0) >= 100),
                 TargetCheck(name: "realtime.visible_rows calls per change (worst step)", target: "<= 1", measured: worstQueries, met: (worstQueries ?? .infinity) <= 1),
