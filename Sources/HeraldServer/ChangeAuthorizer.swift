@@ -20,6 +20,7 @@ final class ChangeAuthorizer: Sendable {
     /// known; when the policies changed meanwhile (a "stale" answer) it plans again with the new claims. Nil when
     /// the database could not answer.
     func decide(_ requests: [AuthorizationRequest]) async -> AuthorizedBatch? {
+        await describeUnknownTables(requests.map(\.change))
         for _ in 1...3 {
             let known = knownTables.withLock { $0 }
             let plan = AuthorizationPlan(requests) { known[$0] }
@@ -32,6 +33,23 @@ final class ChangeAuthorizer: Sendable {
         }
         logger.error("authorization check: the tables' policies kept changing while the batch was checked")
         return nil
+    }
+
+    /// Learns the key and the policies' claims of tables seen for the first time with a check of no rows, so that
+    /// their first batch is already grouped by those claims (unknown, every distinct token would be checked alone).
+    private func describeUnknownTables(_ changes: [Change]) async {
+        let known = knownTables.withLock { $0 }
+        var unknown: [String: VisibilityCheck] = [:]
+        for change in changes {
+            let check = VisibilityCheck(schema: change.schema, table: change.table, keys: [], groups: [])
+            if known[check.entity] == nil { unknown[check.entity] = check }
+        }
+        guard !unknown.isEmpty else { return }
+        let checks = Array(unknown.values)
+        guard let answers = await answers(checks) else { return }
+        knownTables.withLock { tables in
+            for (check, answer) in zip(checks, answers) { tables[check.entity] = KnownTable(answer) }
+        }
     }
 
     /// One answer per check, in order; nil when the database could not answer after a few attempts.

@@ -157,15 +157,15 @@ struct ChangeDispatcher: Service, CustomStringConvertible {
 
     private func dispatch(_ batch: [ChangeQueue.Item]) async {
         var requests: [AuthorizationRequest] = []
-        var steps: [(item: ChangeQueue.Item, targets: [Hub.ChangeTarget])] = []
+        var steps: [(item: ChangeQueue.Item, matched: Hub.ChangeTargets?)] = []
         for item in batch {
             guard case .change(let change) = item else {
-                steps.append((item, []))
+                steps.append((item, nil))
                 continue
             }
-            let targets = hub.targets(for: change)
-            if !targets.isEmpty { requests.append(AuthorizationRequest(index: steps.count, change: change, groups: targets.map(\.group))) }
-            steps.append((item, targets))
+            let matched = hub.targets(for: change)
+            if !matched.targets.isEmpty { requests.append(AuthorizationRequest(index: steps.count, change: change, groups: matched.groups)) }
+            steps.append((item, matched))
         }
         var decided: AuthorizedBatch?
         if !requests.isEmpty {
@@ -184,14 +184,14 @@ struct ChangeDispatcher: Service, CustomStringConvertible {
                 fanOut.submit()  // (what came before the gap goes first)
                 hub.sendGap(message)
             case .change(let change):
-                guard !step.targets.isEmpty else { continue }
+                guard let matched = step.matched, !matched.targets.isEmpty else { continue }
                 guard let decided, let decision = decided.decision(for: change, at: index) else {
                     // Fail closed: nobody gets a row whose visibility is unknown; they are told to refetch.
-                    let unreported = step.targets.filter { reported.insert($0.subscriber).inserted }
+                    let unreported = matched.targets.filter { reported.insert($0.subscriber).inserted }
                     hub.sendGap(Self.authorizationGapMessage, to: unreported)
                     continue
                 }
-                hub.deliver(decision.change, to: step.targets.filter { decision.admits($0.group) }, in: &fanOut)
+                hub.deliver(decision.change, to: matched.admitted(matched.groups.map(decision.admits)), in: &fanOut)
                 if fanOut.count >= fanOutLimit { fanOut.submit() }
             }
         }

@@ -42,13 +42,68 @@ final class Hub: Sendable {
         let topic: String
         let ids: [Int]
         let group: ClaimGroup
+        /// A resumed channel gets no change at or before this position live (see `Member.seenThrough`).
+        var seenThrough: ChangePosition? = nil
+    }
+
+    /// The channels whose bindings match a change, before authorization, with their distinct claim groups (what the
+    /// database is asked about). Shared by every change of a table whose bindings ignore rows (`matchCache`).
+    final class ChangeTargets: Sendable {
+        let targets: [ChangeTarget]
+        let groups: [ClaimGroup]
+        /// Each target's index in `groups`.
+        private let groupOfTarget: [Int]
+        private let anySeenThrough: Bool
+
+        init(_ targets: [ChangeTarget]) {
+            var indexes: [ClaimGroup: Int] = [:]
+            var groups: [ClaimGroup] = []
+            groupOfTarget = targets.map { target in
+                if let index = indexes[target.group] { return index }
+                indexes[target.group] = groups.count
+                groups.append(target.group)
+                return groups.count - 1
+            }
+            self.targets = targets
+            self.groups = groups
+            anySeenThrough = targets.contains { $0.seenThrough != nil }
+        }
+
+        /// Without the resumed channels that already have the change at `position`.
+        func unseen(at position: ChangePosition?) -> ChangeTargets {
+            guard anySeenThrough, let position else { return self }
+            return ChangeTargets(targets.filter { target in
+                // (A position of another stream, refused at resume, says nothing about this one.)
+                guard let seen = target.seenThrough, seen.stream == position.stream else { return true }
+                return position > seen
+            })
+        }
+
+        /// The targets whose group is admitted (`admitted[i]` for `groups[i]`).
+        func admitted(_ admitted: [Bool]) -> [ChangeTarget] {
+            var kept: [ChangeTarget] = []
+            for (target, group) in zip(targets, groupOfTarget) where admitted[group] { kept.append(target) }
+            return kept
+        }
+    }
+
+    struct MatchKey: Hashable {
+        let schema: String
+        let table: String
+        let type: ChangeType
     }
 
     struct State {
         var connections: [UInt64: Connection] = [:]
-        var members: [SubscriberID: Member] = [:]
+        var members: [SubscriberID: Member] = [:] {
+            didSet { matchCache.removeAll() }
+        }
         var topics: [TopicKey: Set<SubscriberID>] = [:]
-        var index = PostgresBindingIndex()
+        var index = PostgresBindingIndex() {
+            didSet { matchCache.removeAll() }
+        }
+        /// The targets of tables whose bindings ignore rows, by change type: valid until a member or the index changes.
+        var matchCache: [MatchKey: ChangeTargets] = [:]
         var presence: [TopicKey: PresenceTopicState] = [:]
         /// Topics whose presence changed since the last flush.
         var presenceDirty: Set<TopicKey> = []
@@ -261,20 +316,23 @@ final class Hub: Sendable {
     }
 
     /// The channels whose bindings match a change.
-    func targets(for change: Change) -> [ChangeTarget] {
-        state.withLock { state in
+    func targets(for change: Change) -> ChangeTargets {
+        let matched = state.withLock { state in
             if let position = change.position { state.targetedThrough = position }
-            return state.index.match(change).compactMap { match in
-                guard let member = state.members[match.subscriber] else { return nil }
-                // (A position of another stream, refused at resume, says nothing about this one.)
-                if let seenThrough = member.seenThrough, let position = change.position, position.stream == seenThrough.stream,
-                    position <= seenThrough
-                {
-                    return nil
-                }
-                return ChangeTarget(subscriber: match.subscriber, connection: member.connection, topic: member.join.topic, ids: match.ids, group: member.group)
-            }
+            let key = MatchKey(schema: change.schema, table: change.table, type: change.type)
+            if let cached = state.matchCache[key] { return cached }
+            let members = state.members
+            let matched = ChangeTargets(state.index.match(change).compactMap { match in
+                guard let member = members[match.subscriber] else { return nil }
+                return ChangeTarget(
+                    subscriber: match.subscriber, connection: member.connection, topic: member.join.topic, ids: match.ids, group: member.group,
+                    seenThrough: member.seenThrough
+                )
+            })
+            if state.index.matchIgnoresRows(schema: change.schema, table: change.table) { state.matchCache[key] = matched }
+            return matched
         }
+        return matched.unseen(at: change.position)
     }
 
     /// Adds an authorized change for the channels that may see it to `fanOut`, with frames shared as `ChangeFrames`

@@ -36,6 +36,23 @@ import Testing
         #expect(index.match(change(.insert, record: ["id": 1])).isEmpty)
     }
 
+    @Test func aTableWhoseBindingsDoNotFilterMatchesRegardlessOfRows() throws {
+        var index = PostgresBindingIndex()
+        index.insert(SubscriberID(1), bindings: [try binding(10, .insert)])
+        index.insert(SubscriberID(2), bindings: [try binding(20, table: "*")])
+        #expect(index.matchIgnoresRows(schema: "public", table: "messages"))
+        // A filter on the table itself, keyed (eq) or not, or through a wildcard binding, makes rows matter.
+        index.insert(SubscriberID(3), bindings: [try binding(30, where: "n=gt.1")])
+        #expect(!index.matchIgnoresRows(schema: "public", table: "messages"))
+        index.remove(SubscriberID(3))
+        #expect(index.matchIgnoresRows(schema: "public", table: "messages"))
+        index.insert(SubscriberID(4), bindings: [try binding(40, schema: "*", table: "messages", where: "id=eq.1")])
+        #expect(!index.matchIgnoresRows(schema: "public", table: "messages"))
+        #expect(index.matchIgnoresRows(schema: "public", table: "other"))
+        index.insert(SubscriberID(4), bindings: [try binding(41)])
+        #expect(index.matchIgnoresRows(schema: "public", table: "messages"))
+    }
+
     @Test func filtersByTableAndEvent() throws {
         var index = PostgresBindingIndex()
         index.insert(SubscriberID(1), bindings: [try binding(10), try binding(11, .insert), try binding(12, .delete)])

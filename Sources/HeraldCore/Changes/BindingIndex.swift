@@ -48,11 +48,15 @@ public struct PostgresBindingIndex: Sendable {
     private struct Bucket: Sendable {
         var unkeyed: EntriesBySubscriber = [:]
         var keyed: [ColumnKey: [FilterValue: EntriesBySubscriber]] = [:]
+        /// Unkeyed entries with a filter: while there are none (and nothing keyed), the row does not matter.
+        var filteredUnkeyed = 0
 
         var isEmpty: Bool { unkeyed.isEmpty && keyed.isEmpty }
+        var ignoresRows: Bool { keyed.isEmpty && filteredUnkeyed == 0 }
 
         mutating func remove(_ subscriber: SubscriberID, key: (column: ColumnKey, value: FilterValue)?) {
             guard let (column, value) = key else {
+                filteredUnkeyed -= unkeyed[subscriber]?.count { !$0.binding.filter.isEmpty } ?? 0
                 unkeyed[subscriber] = nil
                 return
             }
@@ -101,6 +105,7 @@ public struct PostgresBindingIndex: Sendable {
                 location = Location(table: table, column: column, value: value)
             } else {
                 buckets[table, default: Bucket()].unkeyed[subscriber, default: []].append(entry)
+                if !binding.filter.isEmpty { buckets[table, default: Bucket()].filteredUnkeyed += 1 }
                 location = Location(table: table)
             }
             if !placed.contains(location) { placed.append(location) }
@@ -117,14 +122,24 @@ public struct PostgresBindingIndex: Sendable {
         }
     }
 
+    /// Whether every change of the table matches the same subscribers whatever its row (none of the bindings that can
+    /// match it filters on columns), so that one match may serve all its changes of a type until the index changes.
+    public func matchIgnoresRows(schema: String, table: String) -> Bool {
+        Self.candidateTables(schema, table).allSatisfy { buckets[$0]?.ignoresRows ?? true }
+    }
+
+    private static func candidateTables(_ schema: String, _ table: String) -> [TableKey] {
+        [TableKey(schema: schema, table: table), TableKey(schema: schema, table: "*"), TableKey(schema: "*", table: table), TableKey(schema: "*", table: "*")]
+    }
+
     /// The subscribers with at least one binding matching the change, each with the ids of its matching
     /// bindings in binding order, without duplicates; ordered by subscriber id. DELETE is matched against the
     /// old row image, INSERT and UPDATE against the new one.
     public func match(_ change: Change) -> [(subscriber: SubscriberID, ids: [Int])] {
         let row = (change.type == .delete ? change.oldRecord : change.record) ?? JSONObject()
         var hits: [Hit] = []
-        for (schema, table) in [(change.schema, change.table), (change.schema, "*"), ("*", change.table), ("*", "*")] {
-            guard let bucket = buckets[TableKey(schema: schema, table: table)] else { continue }
+        for table in Self.candidateTables(change.schema, change.table) {
+            guard let bucket = buckets[table] else { continue }
             collect(bucket.unkeyed, change.type, row, into: &hits)
             for (column, byValue) in bucket.keyed {
                 guard let json = row[column.name], case .value(let value) = RowValue.decode(json, as: column.type),
