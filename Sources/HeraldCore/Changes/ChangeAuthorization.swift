@@ -1,3 +1,5 @@
+import Synchronization
+
 /// Who a subscriber is, for deciding what it may read: its JWT role and claims. Subscribers with equal claims see
 /// the same rows, so a change's visibility is decided once per group, not once per subscriber; and when a table's
 /// policies read only some claims, groups that agree on those are checked as one (`keeping(_:)`). A class with its
@@ -8,6 +10,8 @@ public final class ClaimGroup: Sendable, Hashable {
     /// The claims as JSON text, as the database will see them in `request.jwt.claims`.
     public let claimsJSON: String
     private let fingerprint: Int
+    /// The last `keeping(_:)`: the dispatcher asks the same of every group batch after batch.
+    private let lastKept = Mutex<(keys: [String], group: ClaimGroup)?>(nil)
 
     public convenience init(_ claims: TokenClaims) {
         self.init(role: claims.role, claims: claims.claims)
@@ -26,7 +30,10 @@ public final class ClaimGroup: Sendable, Hashable {
     /// The group as policies that read only `keys` see it (members in the order of `keys`, so that subscribers
     /// whose tokens agree on those claims compare equal).
     public func keeping(_ keys: [String]) -> ClaimGroup {
-        ClaimGroup(role: role, claims: JSONObject(keys.compactMap { key in claims[key].map { JSONObject.Member(key: key, value: $0) } }))
+        if let last = lastKept.withLock({ $0 }), last.keys == keys { return last.group }
+        let kept = ClaimGroup(role: role, claims: JSONObject(keys.compactMap { key in claims[key].map { JSONObject.Member(key: key, value: $0) } }))
+        lastKept.withLock { $0 = (keys, kept) }
+        return kept
     }
 
     public static func == (left: ClaimGroup, right: ClaimGroup) -> Bool {
