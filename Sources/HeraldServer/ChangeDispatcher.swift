@@ -40,6 +40,12 @@ final class ChangeQueue: Sendable {
         if wasEmpty { wake.yield() }
     }
 
+    var isEmpty: Bool {
+        state.lock()
+        defer { state.unlock() }
+        return storage.items.isEmpty
+    }
+
     /// Waits until items are queued and takes up to `limit` of them; nil once closed and empty.
     func take(limit: Int) async -> [Item]? {
         var iterator = wakeups.makeAsyncIterator()

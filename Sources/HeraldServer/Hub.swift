@@ -310,6 +310,8 @@ final class Hub: Sendable {
         changes.submit(.change(change))
     }
 
+    var hasQueuedChanges: Bool { !changes.isEmpty }
+
     /// Queues a gap report behind the changes before it.
     func reportGap(_ message: String) {
         changes.submit(.gap(message))

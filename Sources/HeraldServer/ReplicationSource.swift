@@ -37,6 +37,8 @@ public struct ChangeSourceConfiguration: Sendable, Hashable {
 protocol ChangeSink: Sendable {
     func dispatch(_ change: Change)
     func reportGap(_ message: String)
+    /// Whether dispatched changes still wait for their recipients to be chosen.
+    var hasQueuedChanges: Bool { get }
 }
 
 extension Hub: ChangeSink {}
@@ -194,15 +196,16 @@ struct ReplicationSource: Service, CustomStringConvertible {
         )
     }
 
-    /// Returns once every transaction committed before the call has been dispatched and kept (after a restart,
-    /// the changes still in the window are read again from the slot first), or after `timeout`.
+    /// Returns once every transaction committed before the call has been read, kept and handed to the dispatcher,
+    /// which has chosen its recipients (after a restart, the changes still in the window are read again from the
+    /// slot first: a client joining afterwards must not get them live), or after `timeout`.
     func waitUntilCaughtUp(timeout: Duration = .seconds(60)) async {
         guard let target = try? await database.query("SELECT pg_current_wal_flush_lsn()::text AS lsn").first?["lsn"].flatMap(LSN.init) else {
             return
         }
         let deadline = ContinuousClock.now + timeout
         var asked = ContinuousClock.now - .seconds(1)
-        while stream.streamedThrough < target {
+        while stream.streamedThrough < target || sink.hasQueuedChanges {
             // An idle server reports its position only when asked (or every wal_sender_timeout / 2).
             if asked.duration(to: .now) >= .milliseconds(200) {
                 stream.requestPosition()

@@ -15,6 +15,7 @@ struct ReplicationSourceTests {
 
         func dispatch(_ change: Change) { recorded.withLock { $0.changes.append(change) } }
         func reportGap(_ message: String) { recorded.withLock { $0.gaps.append(message) } }
+        var hasQueuedChanges: Bool { false }
 
         var gaps: [String] { recorded.withLock { $0.gaps } }
 
