@@ -27,6 +27,9 @@ struct HarnessOptions: ParsableArguments {
     @Option(help: "Core for the generator's processes (-1: not pinned).")
     var generatorCPU = 1
 
+    @Option(help: "Core for the change scenarios' PostgreSQL and writer threads (-1: not pinned).")
+    var databaseCPU = -1
+
     @Option(help: "Most sockets per generator process (every process here may hold 20,000 files).")
     var socketsPerWorker = 8_000
 
@@ -49,6 +52,7 @@ struct HarnessOptions: ParsableArguments {
             nchanTemplate: nchanConfig,
             serverCPU: serverCPU >= 0 ? serverCPU : nil,
             generatorCPU: generatorCPU >= 0 ? generatorCPU : nil,
+            databaseCPU: databaseCPU >= 0 ? databaseCPU : nil,
             socketsPerWorker: max(1, socketsPerWorker),
             timeoutSeconds: timeout,
             perfPrefix: perfRecord

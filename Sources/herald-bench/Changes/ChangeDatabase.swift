@@ -17,7 +17,8 @@ final class ChangeDatabase: Sendable {
         self.cluster = cluster
     }
 
-    static func start(herald: String) async throws -> ChangeDatabase {
+    /// Starts the cluster; with `cpu`, pins it and the writers to that core (see `pin`).
+    static func start(herald: String, cpu: Int?) async throws -> ChangeDatabase {
         guard FileManager.default.isExecutableFile(atPath: herald) else {
             throw HarnessFailure("no herald executable at \(herald): build it first (swift build -c release --product herald) or pass --herald")
         }
@@ -44,11 +45,26 @@ final class ChangeDatabase: Sendable {
             // max_connections needs a restart (32 writers + Herald + the peers).
             try cluster.stop()
             try cluster.start()
+            if let cpu { try await database.pin(to: cpu) }
         } catch {
             database.stop()
             throw error
         }
         return database
+    }
+
+    /// Pins the postmaster and its processes (backends forked later inherit its core) and this process, whose
+    /// threads are the writers, to `cpu`: off the core of the server under test, which then measures what that
+    /// server can do rather than its share of a core contended by the writers and the walsender.
+    private func pin(to cpu: Int) async throws {
+        let pidFile = directory.appendingPathComponent("postgres/data/postmaster.pid")
+        guard let postmaster = try String(contentsOf: pidFile, encoding: .utf8).split(separator: "\n").first.map(String.init) else {
+            throw HarnessFailure("no postmaster pid in \(pidFile.path)")
+        }
+        let children = try await Subprocess.run("/usr/bin/pgrep", ["-P", postmaster]).split(separator: "\n").map(String.init)
+        for pid in [postmaster] + children + [String(getpid())] {
+            _ = try await Subprocess.run("/usr/bin/taskset", ["-a", "-p", "-c", String(cpu), pid])
+        }
     }
 
     /// Runs a script (several statements) on a connection of its own.

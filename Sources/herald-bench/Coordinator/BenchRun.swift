@@ -12,6 +12,8 @@ struct BenchRun {
         /// Cores for the server and for the generator; nil runs them unpinned.
         var serverCPU: Int?
         var generatorCPU: Int?
+        /// The core of the change scenarios' PostgreSQL and writers; nil: not pinned.
+        var databaseCPU: Int? = nil
         /// The most sockets one worker process opens (every process here may hold 20,000 files).
         var socketsPerWorker: Int
         /// The whole run is abandoned after this long.

@@ -74,7 +74,7 @@ struct ChangesCommand: AsyncParsableCommand {
         } + (tpsSeconds > 0 ? [RowWriters.Load(connections: tpsWriters, rowsPerSecond: nil, seconds: tpsSeconds)] : [])
         let groups = keyGroups ?? subscribers
         let loadBefore = RunInfo.loadAverage()
-        let database = try await ChangeDatabase.start(herald: settings.herald)
+        let database = try await ChangeDatabase.start(herald: settings.herald, cpu: settings.databaseCPU)
         defer { database.stop() }
         let secret = (0..<4).map { _ in String(UInt64.random(in: .min ... .max), radix: 16) }.joined(separator: "-")
         let token = try await Subprocess.run(settings.herald, ["token", "--jwt-secret", secret, "--expires-in", "86400"])

@@ -74,7 +74,7 @@ struct RLSCommand: AsyncParsableCommand {
         settings.heartbeatSeconds = 25
         let loads = try parseRates(rates).map { RowWriters.Load(connections: 1, rowsPerSecond: $0, seconds: stepSeconds) }
         let loadBefore = RunInfo.loadAverage()
-        let database = try await ChangeDatabase.start(herald: settings.herald)
+        let database = try await ChangeDatabase.start(herald: settings.herald, cpu: settings.databaseCPU)
         defer { database.stop() }
         let table = "public.\(ChangeDatabase.table)"
         try await database.execute(
