@@ -46,16 +46,17 @@ final class ChangeAuthorizer: Sendable {
         }
         guard !unknown.isEmpty else { return }
         let checks = Array(unknown.values)
-        guard let answers = await answers(checks) else { return }
+        // One attempt: if it fails (a table dropped since), the batch's own check retries and decides.
+        guard let answers = await answers(checks, attempts: 1) else { return }
         knownTables.withLock { tables in
             for (check, answer) in zip(checks, answers) { tables[check.entity] = KnownTable(answer) }
         }
     }
 
     /// One answer per check, in order; nil when the database could not answer after a few attempts.
-    private func answers(_ checks: [VisibilityCheck]) async -> [VisibilityAnswer]? {
+    private func answers(_ checks: [VisibilityCheck], attempts: Int = 3) async -> [VisibilityAnswer]? {
         let request = VisibilityCheck.requestJSON(checks)
-        for attempt in 1...3 {
+        for attempt in 1...attempts {
             do {
                 let rows = try await database.query("SELECT realtime.visible_rows($1::jsonb)::text", [request])
                 guard let text = rows.values.first?.first ?? nil else { throw MalformedAnswer(reason: "no row") }
@@ -64,7 +65,7 @@ final class ChangeAuthorizer: Sendable {
                 return answers
             } catch {
                 logger.warning("authorization check failed", metadata: ["attempt": "\(attempt)", "error": "\(error)"])
-                try? await Task.sleep(for: .milliseconds(100 * attempt))
+                if attempt < attempts { try? await Task.sleep(for: .milliseconds(100 * attempt)) }
             }
         }
         return nil

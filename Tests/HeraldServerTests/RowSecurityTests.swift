@@ -226,4 +226,36 @@ import Testing
             for socket in sockets.values { await socket.close() }
         }
     }
+
+    /// When the database cannot say who may see a change, nobody gets it: its subscribers are told to refetch.
+    @Test func aChangeWhoseVisibilityCannotBeCheckedIsWithheldAndReported() async throws {
+        try await withHerald { herald in
+            try await herald.script(Self.setup)
+            let subscriber = try await subscribe(herald, "alice", role: "authenticated", claims: ["team": "red"])
+            try await herald.sql("INSERT INTO notes VALUES (1, 'alice', 'red', 'b', 's')")
+            var received = Received()
+            try await herald.sql("INSERT INTO markers VALUES (1)")
+            try await receive(subscriber, until: 1, into: &received)
+            #expect(received.inserts == [1])
+
+            try await herald.sql("ALTER FUNCTION realtime.visible_rows(jsonb) RENAME TO visible_rows_away")
+            try await herald.sql("INSERT INTO notes VALUES (2, 'alice', 'red', 'b', 's')")
+            var system: JSONValue?
+            while system == nil {
+                let message = try await subscriber.socket.receiveJSON()
+                #expect(message.arrayValue?[3] != "postgres_changes", "a change went out unchecked: \(message)")
+                if message.arrayValue?[3] == "system" { system = message.arrayValue?[4] }
+            }
+            #expect(system?["status"] == "error" && system?["extension"] == "postgres_changes")
+            #expect(system?["message"]?.stringValue?.contains("Refetch") == true)
+
+            try await herald.sql("ALTER FUNCTION realtime.visible_rows_away(jsonb) RENAME TO visible_rows")
+            try await herald.sql("INSERT INTO notes VALUES (3, 'alice', 'red', 'b', 's')")
+            try await herald.sql("INSERT INTO markers VALUES (2)")
+            received = Received()
+            try await receive(subscriber, until: 2, into: &received)
+            #expect(received.inserts == [3])
+            await subscriber.socket.close()
+        }
+    }
 }
