@@ -172,7 +172,10 @@ public struct AuthorizedChange: Sendable {
     public func data(role: String) -> JSONObject {
         if let error = error(role: role) { return ChangeEvent.errorData(change, error: error) }
         let columns = answer.columnsByRole[role] ?? []
-        let oldColumns = change.type == .delete && answer.rowSecurity ? Set(answer.primaryKey) : columns
+        let keyOnlyOldRecord = change.type == .delete && answer.rowSecurity
+        // The common case, a role that may select every column: nothing to take out.
+        if !keyOnlyOldRecord && change.columns.allSatisfy({ columns.contains($0.name) }) { return ChangeEvent.data(change) }
+        let oldColumns = keyOnlyOldRecord ? Set(answer.primaryKey) : columns
         var visible = change
         visible.columns = change.columns.filter { columns.contains($0.name) }
         visible.record = change.record.map { JSONObject($0.members.filter { columns.contains($0.key) }) }
