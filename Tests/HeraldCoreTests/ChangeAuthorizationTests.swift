@@ -101,6 +101,9 @@ import Testing
         // Only the key travels once the key is known.
         #expect(check.keys == [["id": 1], ["id": 1]])
         #expect(VisibilityCheck.requestJSON([check]).contains(#""claim_keys":["team"]"#))
+        #expect(!VisibilityCheck.requestJSON([check]).contains("xids"))
+        let written = AuthorizationPlan([AuthorizationRequest(index: 0, change: { var c = change(.insert); c.transactionID = 7; return c }(), groups: [alice])]) { _ in known }
+        #expect(VisibilityCheck.requestJSON(written.checks).contains(#""xids":[7]"#))
 
         // Group 2 (red) sees both rows, group 1 (blue) none.
         let answer = VisibilityAnswer(

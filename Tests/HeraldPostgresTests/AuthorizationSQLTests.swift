@@ -171,4 +171,30 @@ struct AuthorizationSQLTests {
         // Without RLS no claim matters: groups need only their role.
         #expect(stale[2].claimKeys == [] && stale[2].visible == [nil])
     }
+
+    /// A change can arrive from the WAL before its transaction is visible to new snapshots; the check waits for the
+    /// transactions it names, so the row is not hidden from everyone.
+    @Test func aCheckWaitsUntilTheWritingTransactionIsVisible() async throws {
+        let url = try await TestPostgres.shared.makeMigratedDatabase()
+        let client = PostgresClient(databaseURL: url)
+        defer { client.close() }
+        try await client.withConnection {
+            try $0.executeScript("CREATE TABLE late (id int PRIMARY KEY); ALTER TABLE late ENABLE ROW LEVEL SECURITY; CREATE POLICY everyone ON late FOR SELECT USING (true);")
+        }
+        let writer = try PGConnection(url: url, applicationName: "late writer")
+        _ = try writer.execute("BEGIN")
+        _ = try writer.execute("INSERT INTO late VALUES (1)")
+        let xid = try #require(try writer.execute("SELECT (txid_current() % 4294967296)::text AS x").values.first?.first ?? nil).flatMap { UInt32($0) }
+        let commit = Task.detached {
+            try await Task.sleep(for: .milliseconds(300))
+            _ = try writer.execute("COMMIT")
+        }
+        let started = ContinuousClock.now
+        let answers = try await ask(client, [
+            VisibilityCheck(schema: "public", table: "late", keys: [["id": 1]], groups: [group("authenticated", [:])], transactionIDs: [try #require(xid)])
+        ])
+        try await commit.value
+        #expect(answers[0].visible == [[0]])
+        #expect(started.duration(to: .now) >= .milliseconds(250))
+    }
 }

@@ -131,7 +131,39 @@ REVOKE EXECUTE ON FUNCTION realtime.policy_claim_keys(regclass, integer) FROM PU
 -- realtime.policy_claim_keys). A check that names `claim_keys` says its groups carry only those claims (Herald
 -- merges the subscribers that agree on them); it is answered only while the policies read no other claim,
 -- otherwise the answer is "stale" (nothing visible) and the caller asks again with the new keys.
+-- `xids` (optional): the 32-bit ids of the transactions that wrote the rows. A change can reach Herald from the WAL
+-- as soon as its commit record is flushed, before the committing backend has left the proc array: until then no
+-- new snapshot sees the row, and the probe would hide it from everyone. So the check first waits (up to 2 s) until
+-- every one of those transactions is visible.
 -- The caller must be a member of every role it names (sql/schema/0003_roles.sql grants the standard three).
+CREATE OR REPLACE FUNCTION realtime.wait_until_visible(xids bigint[])
+RETURNS void
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    xid32 bigint;
+    next_xid bigint;
+    full_xid bigint;
+    deadline timestamptz := clock_timestamp() + interval '2 seconds';
+BEGIN
+    FOREACH xid32 IN ARRAY coalesce(xids, '{}') LOOP
+        LOOP
+            -- The 64-bit id: the epoch of the snapshot's xmax, or the one before when the id is past xmax's low bits.
+            next_xid := pg_snapshot_xmax(pg_current_snapshot())::text::bigint;
+            full_xid := (next_xid >> 32 << 32) | xid32;
+            IF xid32 > (next_xid & 4294967295) THEN
+                full_xid := full_xid - 4294967296;
+            END IF;
+            EXIT WHEN full_xid < 0 OR pg_visible_in_snapshot(full_xid::text::xid8, pg_current_snapshot())
+                OR clock_timestamp() > deadline;
+            PERFORM pg_sleep(0.0005);
+        END LOOP;
+    END LOOP;
+END
+$$;
+REVOKE EXECUTE ON FUNCTION realtime.wait_until_visible(bigint[]) FROM PUBLIC;
+
 CREATE OR REPLACE FUNCTION realtime.visible_rows(checks jsonb)
 RETURNS jsonb
 LANGUAGE plpgsql
@@ -155,6 +187,9 @@ DECLARE
     visible_by_group jsonb[];
     answers jsonb[] := '{}';
 BEGIN
+    PERFORM realtime.wait_until_visible(ARRAY(
+        SELECT DISTINCT x::bigint FROM jsonb_array_elements(checks) AS c, jsonb_array_elements_text(c->'xids') AS x
+    ));
     FOR item IN SELECT value FROM jsonb_array_elements(checks) LOOP
         entity := (item->>'entity')::regclass;
         SELECT c.relrowsecurity INTO row_security FROM pg_class c WHERE c.oid = entity;

@@ -62,6 +62,9 @@ public struct AuthorizationPlan: Sendable {
         for group in request.groups where mergedGroups[check][group] == nil {
             mergedGroups[check][group] = checks[check].claimKeys.map(group.keeping) ?? group
         }
+        if let transactionID = change.transactionID, !checks[check].transactionIDs.contains(transactionID) {
+            checks[check].transactionIDs.append(transactionID)
+        }
         var key: Int?
         if change.type != .delete, let record = change.record {
             // Unknown key (first change of the table): the row goes whole and the database compares its key columns.

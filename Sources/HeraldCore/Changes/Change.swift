@@ -31,6 +31,8 @@ public struct Change: Sendable {
     /// Where the change sits in its source's stream (sent to clients, who may resume after it); set by the
     /// replication decoder, or by Herald's change log for the trigger source.
     public var position: ChangePosition?
+    /// The writing transaction's id (32 bits, as in the WAL): visibility checks wait until it is visible.
+    public var transactionID: UInt32?
 
     public init(
         schema: String,
@@ -40,7 +42,8 @@ public struct Change: Sendable {
         columns: [Column],
         record: JSONObject?,
         oldRecord: JSONObject?,
-        position: ChangePosition? = nil
+        position: ChangePosition? = nil,
+        transactionID: UInt32? = nil
     ) {
         self.schema = schema
         self.table = table
@@ -50,5 +53,6 @@ public struct Change: Sendable {
         self.record = record
         self.oldRecord = oldRecord
         self.position = position
+        self.transactionID = transactionID
     }
 }

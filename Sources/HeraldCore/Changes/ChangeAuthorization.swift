@@ -55,12 +55,17 @@ public struct VisibilityCheck: Sendable, Equatable {
     /// The only claims the groups carry (nil: all of them). The database answers "stale" when the table's
     /// policies now read another claim.
     public var claimKeys: [String]?
+    /// The transactions that wrote the rows: the database waits until they are visible before it looks.
+    public var transactionIDs: [UInt32]
 
-    public init(schema: String, table: String, keys: [JSONObject], groups: [ClaimGroup], claimKeys: [String]? = nil) {
+    public init(
+        schema: String, table: String, keys: [JSONObject], groups: [ClaimGroup], claimKeys: [String]? = nil, transactionIDs: [UInt32] = []
+    ) {
         entity = Self.entity(schema: schema, table: table)
         self.keys = keys
         self.groups = groups
         self.claimKeys = claimKeys
+        self.transactionIDs = transactionIDs
     }
 
     /// `"schema"."table"`: how checks and answers name a table.
@@ -80,6 +85,7 @@ public struct VisibilityCheck: Sendable, Equatable {
             text += #"{"entity":"# + JSONValue.string(check.entity).jsonString
             text += #","keys":"# + JSONValue.array(check.keys.map(JSONValue.object)).jsonString
             if let claimKeys = check.claimKeys { text += #","claim_keys":"# + JSONValue.array(claimKeys.map(JSONValue.string)).jsonString }
+            if !check.transactionIDs.isEmpty { text += #","xids":["# + check.transactionIDs.map(String.init).joined(separator: ",") + "]" }
             text += #","groups":["#
             for (groupIndex, group) in check.groups.enumerated() {
                 if groupIndex > 0 { text += "," }

@@ -51,7 +51,9 @@ public struct TriggerPayload: Sendable, Equatable {
             commitTimestamp: commitTimestamp,
             columns: columns,
             record: record,
-            oldRecord: oldRecord
+            oldRecord: oldRecord,
+            // txid_current() counts epochs above 32 bits; the WAL and the checks use the 32-bit id.
+            transactionID: UInt64(transactionID).map { UInt32(truncatingIfNeeded: $0) }
         )
     }
 

@@ -197,7 +197,8 @@ public struct ChangeAssembler: Sendable {
             record: record,
             oldRecord: oldRecord,
             // Counted over every row event of the transaction (truncates too), so a re-read numbers alike.
-            position: .wal(commitLSN: open.begin.commitLSN, index: UInt32(truncatingIfNeeded: open.rowEvents - 1))
+            position: .wal(commitLSN: open.begin.commitLSN, index: UInt32(truncatingIfNeeded: open.rowEvents - 1)),
+            transactionID: open.begin.transactionID
         )
     }
 
