@@ -1,3 +1,4 @@
+import Foundation
 import HeraldCore
 import HeraldPostgres
 import HeraldTestSupport
@@ -173,7 +174,8 @@ struct AuthorizationSQLTests {
     }
 
     /// A change can arrive from the WAL before its transaction is visible to new snapshots; the check waits for the
-    /// transactions it names, so the row is not hidden from everyone.
+    /// transactions it names, so the row is not hidden from everyone. (The writer commits once the check is seen
+    /// waiting, well inside the check's 2 s limit.)
     @Test func aCheckWaitsUntilTheWritingTransactionIsVisible() async throws {
         let url = try await TestPostgres.shared.makeMigratedDatabase()
         let client = PostgresClient(databaseURL: url)
@@ -181,20 +183,41 @@ struct AuthorizationSQLTests {
         try await client.withConnection {
             try $0.executeScript("CREATE TABLE late (id int PRIMARY KEY); ALTER TABLE late ENABLE ROW LEVEL SECURITY; CREATE POLICY everyone ON late FOR SELECT USING (true);")
         }
-        let writer = try PGConnection(url: url, applicationName: "late writer")
-        _ = try writer.execute("BEGIN")
-        _ = try writer.execute("INSERT INTO late VALUES (1)")
-        let xid = try #require(try writer.execute("SELECT (txid_current() % 4294967296)::text AS x").values.first?.first ?? nil).flatMap { UInt32($0) }
-        let commit = Task.detached {
-            try await Task.sleep(for: .milliseconds(300))
-            _ = try writer.execute("COMMIT")
+        // The writer's connection lives on one thread: it opens the transaction, says its id, and commits when told.
+        let held = HeldTransaction()
+        async let writer: Void = offloaded {
+            let connection = try PGConnection(url: url, applicationName: "late writer")
+            _ = try connection.execute("BEGIN")
+            _ = try connection.execute("INSERT INTO late VALUES (1)")
+            held.transactionID = (try connection.execute("SELECT (txid_current() % 4294967296)::text").values.first?.first ?? nil).flatMap { UInt32($0) }
+            held.opened.signal()
+            held.commit.wait()
+            _ = try connection.execute("COMMIT")
         }
-        let started = ContinuousClock.now
-        let answers = try await ask(client, [
-            VisibilityCheck(schema: "public", table: "late", keys: [["id": 1]], groups: [group("authenticated", [:])], transactionIDs: [try #require(xid)])
-        ])
-        try await commit.value
-        #expect(answers[0].visible == [[0]])
-        #expect(started.duration(to: .now) >= .milliseconds(250))
+        try await offloaded { held.opened.wait() }
+        let check = VisibilityCheck(
+            schema: "public", table: "late", keys: [["id": 1]], groups: [group("authenticated", [:])], transactionIDs: [try #require(held.transactionID)]
+        )
+        async let answers = ask(client, [check])
+        let watcher = PostgresClient(databaseURL: url)
+        defer { watcher.close() }
+        var waiting = false
+        let deadline = ContinuousClock.now + .seconds(20)
+        while !waiting && ContinuousClock.now < deadline {
+            let rows = try await watcher.query("SELECT count(*)::text FROM pg_stat_activity WHERE wait_event = 'PgSleep' AND query LIKE '%visible_rows%'")
+            waiting = rows.values.first?.first == "1"
+        }
+        #expect(waiting, "the check never waited for the open transaction")
+        held.commit.signal()
+        try await writer
+        #expect(try await answers[0].visible == [[0]])
     }
+}
+
+/// A transaction kept open on the writer's thread until the test lets it commit.
+final class HeldTransaction: @unchecked Sendable {
+    let opened = DispatchSemaphore(value: 0)
+    let commit = DispatchSemaphore(value: 0)
+    /// Written before `opened` is signalled, read after.
+    var transactionID: UInt32?
 }
