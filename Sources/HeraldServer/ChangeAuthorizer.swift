@@ -26,9 +26,7 @@ final class ChangeAuthorizer: Sendable {
             let plan = AuthorizationPlan(requests) { known[$0] }
             guard !plan.checks.isEmpty else { return plan.decided(by: []) }
             guard let answers = await answers(plan.checks) else { return nil }
-            knownTables.withLock { tables in
-                for (check, answer) in zip(plan.checks, answers) { tables[check.entity] = KnownTable(answer) }
-            }
+            learn(from: answers, to: plan.checks)
             if !answers.contains(where: \.stale) { return plan.decided(by: answers) }
         }
         logger.error("authorization check: the tables' policies kept changing while the batch was checked")
@@ -48,6 +46,10 @@ final class ChangeAuthorizer: Sendable {
         let checks = Array(unknown.values)
         // One attempt: if it fails (a table dropped since), the batch's own check retries and decides.
         guard let answers = await answers(checks, attempts: 1) else { return }
+        learn(from: answers, to: checks)
+    }
+
+    private func learn(from answers: [VisibilityAnswer], to checks: [VisibilityCheck]) {
         knownTables.withLock { tables in
             for (check, answer) in zip(checks, answers) { tables[check.entity] = KnownTable(answer) }
         }

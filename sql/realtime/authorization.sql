@@ -117,6 +117,35 @@ END
 $$;
 REVOKE EXECUTE ON FUNCTION realtime.policy_claim_keys(regclass, integer) FROM PUBLIC;
 
+-- Waits (at most 2 s) until every transaction in `xids` (32-bit ids, as the WAL has them) is visible to a new
+-- snapshot. A change can reach Herald from the WAL as soon as its commit record is flushed, before the committing
+-- backend has left the proc array: until then no snapshot sees its row, and a visibility probe would hide it from
+-- everyone. One snapshot per round answers for all of them.
+CREATE OR REPLACE FUNCTION realtime.wait_until_visible(xids bigint[])
+RETURNS void
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    snapshot pg_snapshot;
+    next_xid bigint;
+    deadline timestamptz := clock_timestamp() + interval '2 seconds';
+BEGIN
+    LOOP
+        snapshot := pg_current_snapshot();
+        next_xid := pg_snapshot_xmax(snapshot)::text::bigint;
+        -- The 64-bit id: the epoch of the snapshot's xmax, or the one before when the id is past xmax's low bits.
+        EXIT WHEN clock_timestamp() > deadline OR NOT EXISTS (
+            SELECT FROM unnest(xids) AS x,
+                LATERAL (SELECT (next_xid >> 32 << 32 | x) - CASE WHEN x > (next_xid & 4294967295) THEN 4294967296 ELSE 0 END) AS f(full_xid)
+            WHERE f.full_xid >= 0 AND NOT pg_visible_in_snapshot(f.full_xid::text::xid8, snapshot)
+        );
+        PERFORM pg_sleep(0.0005);
+    END LOOP;
+END
+$$;
+REVOKE EXECUTE ON FUNCTION realtime.wait_until_visible(bigint[]) FROM PUBLIC;
+
 -- realtime.visible_rows(checks jsonb) → jsonb, with checks = one entry per table of the batch:
 --   [{"entity": "public.messages", "keys": [{"id": 1}, …], "claim_keys": ["team"] or null,
 --     "groups": [{"role": "authenticated", "claims": {…}}, …]}]
@@ -131,39 +160,9 @@ REVOKE EXECUTE ON FUNCTION realtime.policy_claim_keys(regclass, integer) FROM PU
 -- realtime.policy_claim_keys). A check that names `claim_keys` says its groups carry only those claims (Herald
 -- merges the subscribers that agree on them); it is answered only while the policies read no other claim,
 -- otherwise the answer is "stale" (nothing visible) and the caller asks again with the new keys.
--- `xids` (optional): the 32-bit ids of the transactions that wrote the rows. A change can reach Herald from the WAL
--- as soon as its commit record is flushed, before the committing backend has left the proc array: until then no
--- new snapshot sees the row, and the probe would hide it from everyone. So the check first waits (up to 2 s) until
--- every one of those transactions is visible.
+-- `xids` (optional): the transactions that wrote the rows; the check first waits until they are visible
+-- (realtime.wait_until_visible).
 -- The caller must be a member of every role it names (sql/schema/0003_roles.sql grants the standard three).
-CREATE OR REPLACE FUNCTION realtime.wait_until_visible(xids bigint[])
-RETURNS void
-LANGUAGE plpgsql
-SET search_path = pg_catalog, pg_temp
-AS $$
-DECLARE
-    xid32 bigint;
-    next_xid bigint;
-    full_xid bigint;
-    deadline timestamptz := clock_timestamp() + interval '2 seconds';
-BEGIN
-    FOREACH xid32 IN ARRAY coalesce(xids, '{}') LOOP
-        LOOP
-            -- The 64-bit id: the epoch of the snapshot's xmax, or the one before when the id is past xmax's low bits.
-            next_xid := pg_snapshot_xmax(pg_current_snapshot())::text::bigint;
-            full_xid := (next_xid >> 32 << 32) | xid32;
-            IF xid32 > (next_xid & 4294967295) THEN
-                full_xid := full_xid - 4294967296;
-            END IF;
-            EXIT WHEN full_xid < 0 OR pg_visible_in_snapshot(full_xid::text::xid8, pg_current_snapshot())
-                OR clock_timestamp() > deadline;
-            PERFORM pg_sleep(0.0005);
-        END LOOP;
-    END LOOP;
-END
-$$;
-REVOKE EXECUTE ON FUNCTION realtime.wait_until_visible(bigint[]) FROM PUBLIC;
-
 CREATE OR REPLACE FUNCTION realtime.visible_rows(checks jsonb)
 RETURNS jsonb
 LANGUAGE plpgsql

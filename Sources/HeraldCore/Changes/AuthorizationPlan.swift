@@ -40,6 +40,8 @@ public struct AuthorizationPlan: Sendable {
     private var mergedGroups: [[ClaimGroup: ClaimGroup]] = []
     /// Per check: each subscriber's group → its index among the check's groups (after `finish()`).
     private var groupIndexes: [[ClaimGroup: Int]] = []
+    /// Per check: the transactions that wrote its rows.
+    private var transactionIDs: [Set<UInt32>] = []
 
     public init(_ requests: [AuthorizationRequest], known: (_ entity: String) -> KnownTable?) {
         for request in requests { add(request, known: known) }
@@ -58,19 +60,17 @@ public struct AuthorizationPlan: Sendable {
             checkByEntity[entity] = check
             checks.append(VisibilityCheck(schema: change.schema, table: change.table, keys: [], groups: [], claimKeys: table?.claimKeys))
             mergedGroups.append([:])
+            transactionIDs.append([])
         }
         for group in request.groups where mergedGroups[check][group] == nil {
             mergedGroups[check][group] = checks[check].claimKeys.map(group.keeping) ?? group
         }
-        if let transactionID = change.transactionID, !checks[check].transactionIDs.contains(transactionID) {
-            checks[check].transactionIDs.append(transactionID)
-        }
+        if let transactionID = change.transactionID { transactionIDs[check].insert(transactionID) }
         var key: Int?
         if change.type != .delete, let record = change.record {
             // Unknown key (first change of the table): the row goes whole and the database compares its key columns.
-            let keyColumns = table.map { Set($0.primaryKey) }
             key = checks[check].keys.count
-            checks[check].keys.append(JSONObject(record.members.filter { keyColumns?.contains($0.key) ?? true }))
+            checks[check].keys.append(JSONObject(record.members.filter { table?.primaryKey.contains($0.key) ?? true }))
         }
         placements[request.index] = Placement(check: check, key: key)
     }
@@ -79,6 +79,7 @@ public struct AuthorizationPlan: Sendable {
         for check in checks.indices {
             let groups = Set(mergedGroups[check].values).sorted { ($0.role, $0.claimsJSON) < ($1.role, $1.claimsJSON) }
             checks[check].groups = groups
+            checks[check].transactionIDs = transactionIDs[check].sorted()
             let indexes = Dictionary(uniqueKeysWithValues: groups.enumerated().map { ($1, $0) })
             groupIndexes.append(mergedGroups[check].compactMapValues { indexes[$0] })
         }
