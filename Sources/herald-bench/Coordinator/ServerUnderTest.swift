@@ -2,40 +2,27 @@ import Foundation
 import HeraldPostgres
 import Synchronization
 
-#if canImport(Glibc)
-import Glibc
-#elseif canImport(Darwin)
-import Darwin
-#endif
-
 /// A throwaway PostgreSQL (migrated with Herald's SQL) and `herald serve` in front of it as a child process,
 /// pinned to its core, with a token its sockets can use. Everything lives in one temporary folder, removed by
 /// `stop()`.
 final class ServerUnderTest: TargetServer {
-    let port: Int
     let token: String
-    let pid: Int32
-    private let process: Process
+    private let child: ChildServer
     private let cluster: LocalPostgresCluster
-    private let directory: URL
     /// Held for the whole of `stop()`, which an interruption may call while the run's own cleanup does.
     private let stopped = Mutex(false)
 
-    private init(port: Int, token: String, process: Process, cluster: LocalPostgresCluster, directory: URL) {
-        self.port = port
+    private init(token: String, child: ChildServer, cluster: LocalPostgresCluster) {
         self.token = token
-        self.pid = process.processIdentifier
-        self.process = process
+        self.child = child
         self.cluster = cluster
-        self.directory = directory
     }
 
     static func start(herald: String, cpu: Int?) async throws -> ServerUnderTest {
         guard FileManager.default.isExecutableFile(atPath: herald) else {
             throw HarnessFailure("no herald executable at \(herald): build it first (swift build -c release --product herald) or pass --herald")
         }
-        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("herald-bench-\(getpid())-\(UUID().uuidString.prefix(8))")
-        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+        let directory = try ChildServer.makeDirectory("herald")
         let cluster = LocalPostgresCluster(
             directory: directory.appendingPathComponent("postgres"),
             port: try LocalPostgresCluster.freePort(),
@@ -51,28 +38,13 @@ final class ServerUnderTest: TargetServer {
             let token = try await Subprocess.run(herald, ["token", "--jwt-secret", secret, "--expires-in", "86400"])
                 .trimmingCharacters(in: .whitespacesAndNewlines)
             let port = try LocalPostgresCluster.freePort()
-            let process = Subprocess.make(
+            // The folder also holds the cluster, which stops after Herald: `stop()` removes it.
+            let child = try await ChildServer.start(
                 herald,
-                [
-                    "serve", "--host", "127.0.0.1", "--port", String(port), "--database-url", databaseURL,
-                    "--jwt-secret", secret, "--log-level", "warning",
-                ],
-                cpu: cpu
+                ["serve", "--host", "127.0.0.1", "--port", String(port), "--database-url", databaseURL, "--jwt-secret", secret, "--log-level", "warning"],
+                cpu: cpu, port: port, directory: directory, logName: "herald.log", ownsDirectory: false
             )
-            let log = directory.appendingPathComponent("herald.log")
-            _ = FileManager.default.createFile(atPath: log.path, contents: nil)
-            let logHandle = try FileHandle(forWritingTo: log)
-            process.standardOutput = logHandle
-            process.standardError = logHandle
-            try await Subprocess.launch(process)
-            let server = ServerUnderTest(port: port, token: token, process: process, cluster: cluster, directory: directory)
-            do {
-                try await server.waitUntilListening()
-            } catch {
-                server.stop()
-                throw error
-            }
-            return server
+            return ServerUnderTest(token: token, child: child, cluster: cluster)
         } catch {
             try? cluster.stop(immediately: true)
             try? FileManager.default.removeItem(at: directory)
@@ -80,23 +52,18 @@ final class ServerUnderTest: TargetServer {
         }
     }
 
-    var log: String { (try? String(contentsOf: directory.appendingPathComponent("herald.log"), encoding: .utf8)) ?? "" }
+    var port: Int { child.port }
+    var pid: Int32 { child.process.processIdentifier }
+    var log: String { child.log }
 
     /// SIGTERM (graceful shutdown), SIGKILL after 10 s; then PostgreSQL stops and the folder goes.
     func stop() {
         stopped.withLock { stopped in
             guard !stopped else { return }
             stopped = true
-            if process.isRunning {
-                process.terminate()
-                if !Subprocess.wait(for: process, timeout: 10) { kill(pid, SIGKILL) }
-            }
+            child.stop()
             try? cluster.stop(immediately: true)
-            try? FileManager.default.removeItem(at: directory)
+            try? FileManager.default.removeItem(at: child.directory)
         }
-    }
-
-    private func waitUntilListening() async throws {
-        try await Listening.wait(for: port, while: { process.isRunning }, log: { log })
     }
 }

@@ -37,18 +37,22 @@ extension Target {
     }
 }
 
-/// A server program run as a child process, its output in a log file of its own temporary folder (removed by
-/// `stop()`).
+/// A server program run as a child process, its output in a log file in `directory`; `stop()` sends SIGTERM, then
+/// SIGKILL after 10 s, and removes the folder when the server owns it (its own temporary folder, not one it shares).
 final class ChildServer: Sendable {
     let process: Process
     let port: Int
     let directory: URL
+    private let logFile: URL
+    private let ownsDirectory: Bool
     private let stopped = Mutex(false)
 
-    private init(process: Process, port: Int, directory: URL) {
+    private init(process: Process, port: Int, directory: URL, logFile: URL, ownsDirectory: Bool) {
         self.process = process
         self.port = port
         self.directory = directory
+        self.logFile = logFile
+        self.ownsDirectory = ownsDirectory
     }
 
     /// A fresh temporary folder for a server's files.
@@ -58,16 +62,19 @@ final class ChildServer: Sendable {
         return directory
     }
 
-    /// Starts `executable arguments` pinned to `cpu` and returns once it accepts connections on `port`.
-    static func start(_ executable: String, _ arguments: [String], cpu: Int?, port: Int, directory: URL) async throws -> ChildServer {
+    /// Starts `executable arguments` pinned to `cpu`, logging into `directory/logName`, and returns once it accepts
+    /// connections on `port`.
+    static func start(
+        _ executable: String, _ arguments: [String], cpu: Int?, port: Int, directory: URL, logName: String = "server.log", ownsDirectory: Bool = true
+    ) async throws -> ChildServer {
         let process = Subprocess.make(executable, arguments, cpu: cpu)
-        let log = directory.appendingPathComponent("server.log")
+        let log = directory.appendingPathComponent(logName)
         _ = FileManager.default.createFile(atPath: log.path, contents: nil)
         let logHandle = try FileHandle(forWritingTo: log)
         process.standardOutput = logHandle
         process.standardError = logHandle
         try await Subprocess.launch(process)
-        let server = ChildServer(process: process, port: port, directory: directory)
+        let server = ChildServer(process: process, port: port, directory: directory, logFile: log, ownsDirectory: ownsDirectory)
         do {
             try await Listening.wait(for: port, while: { process.isRunning }, log: { server.log })
         } catch {
@@ -77,9 +84,8 @@ final class ChildServer: Sendable {
         return server
     }
 
-    var log: String { (try? String(contentsOf: directory.appendingPathComponent("server.log"), encoding: .utf8)) ?? "" }
+    var log: String { (try? String(contentsOf: logFile, encoding: .utf8)) ?? "" }
 
-    /// SIGTERM, SIGKILL after 10 s; then the folder goes.
     func stop() {
         stopped.withLock { stopped in
             guard !stopped else { return }
@@ -88,7 +94,7 @@ final class ChildServer: Sendable {
                 process.terminate()
                 if !Subprocess.wait(for: process, timeout: 10) { kill(process.processIdentifier, SIGKILL) }
             }
-            try? FileManager.default.removeItem(at: directory)
+            if ownsDirectory { try? FileManager.default.removeItem(at: directory) }
         }
     }
 }
