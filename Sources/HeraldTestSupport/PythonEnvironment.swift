@@ -10,24 +10,28 @@ public actor PythonEnvironment {
     public static let shared = PythonEnvironment()
     public static let realtimeRequirement = "realtime==2.34.1"
 
-    private var interpreterPath: String?
+    /// One preparation shared by every caller: the actor is reentrant across the `await`, and two tests creating
+    /// the same venv at once break each other's `ensurepip`.
+    private var preparation: Task<String, any Error>?
 
     /// The path of a Python interpreter that can `import realtime`.
     public func interpreter(packageRoot: URL) async throws -> String {
-        if let interpreterPath { return interpreterPath }
-        if let given = ProcessInfo.processInfo.environment["HERALD_TEST_PYTHON"] {
-            interpreterPath = given
-            return given
-        }
+        if let preparation { return try await preparation.value }
+        let preparation = Task { try await Self.prepare(packageRoot: packageRoot) }
+        self.preparation = preparation
+        return try await preparation.value
+    }
+
+    private static func prepare(packageRoot: URL) async throws -> String {
+        if let given = ProcessInfo.processInfo.environment["HERALD_TEST_PYTHON"] { return given }
         let venv = packageRoot.appendingPathComponent(".build/python-venv")
         let python = venv.appendingPathComponent("bin/python").path
         try await offloaded {
-            if (try? Self.run([python, "-c", "import realtime"])) == nil {
-                try Self.run(["python3", "-m", "venv", venv.path])
-                try Self.run([python, "-m", "pip", "install", "--quiet", "--disable-pip-version-check", Self.realtimeRequirement])
+            if (try? run([python, "-c", "import realtime"])) == nil {
+                try run(["python3", "-m", "venv", "--clear", venv.path])
+                try run([python, "-m", "pip", "install", "--quiet", "--disable-pip-version-check", realtimeRequirement])
             }
         }
-        interpreterPath = python
         return python
     }
 
