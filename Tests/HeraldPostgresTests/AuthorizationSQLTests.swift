@@ -88,6 +88,38 @@ struct AuthorizationSQLTests {
         #expect(try await client.query("SELECT count(*) FROM tagged").values[0][0] == "1")
     }
 
+    /// Each session keeps one probe per table: a renamed table or a new primary key must get a new one, or the
+    /// probe would match rows by the old key (and show alice a row of bob's that shares her row's `id`).
+    @Test func aProbeFollowsRenamesAndNewKeys() async throws {
+        let client = PostgresClient(databaseURL: try await TestPostgres.shared.makeMigratedDatabase())
+        defer { client.close() }
+        let alice = group("authenticated", ["sub": "alice"])
+        let bob = group("authenticated", ["sub": "bob"])
+        try await client.withConnection { connection in
+            // Columns named like the probe's parameters and variables must not confuse it.
+            try connection.executeScript("""
+                CREATE TABLE shared (id int PRIMARY KEY, part int, owner text, rows_to_check int, visible text, claims text);
+                GRANT SELECT ON shared TO authenticated;
+                ALTER TABLE shared ENABLE ROW LEVEL SECURITY;
+                CREATE POLICY own ON shared FOR SELECT USING (owner = current_setting('request.jwt.claims', true)::jsonb ->> 'sub');
+                INSERT INTO shared (id, part, owner) VALUES (1, 1, 'alice');
+                """)
+            func ask(_ table: String, _ key: JSONObject) throws -> [Set<Int>?] {
+                let request = VisibilityCheck.requestJSON([VisibilityCheck(schema: "public", table: table, keys: [key], groups: [alice, bob])])
+                let rows = try connection.execute("SELECT realtime.visible_rows($1::jsonb)::text", params: [request])
+                return try VisibilityAnswer.parse(rows.values[0][0] ?? "")[0].visible
+            }
+            #expect(try ask("shared", ["id": 1]) == [[0], []])
+            try connection.executeScript("""
+                ALTER TABLE shared DROP CONSTRAINT shared_pkey, ADD PRIMARY KEY (id, part);
+                INSERT INTO shared (id, part, owner) VALUES (1, 2, 'bob');
+                """)
+            #expect(try ask("shared", ["id": 1, "part": 2]) == [[], [0]])
+            try connection.executeScript("ALTER TABLE shared RENAME TO renamed")
+            #expect(try ask("renamed", ["id": 1, "part": 1]) == [[0], []])
+        }
+    }
+
     static let claimSetup = """
         CREATE SCHEMA auth;
         CREATE FUNCTION auth.uid() RETURNS text LANGUAGE sql STABLE AS $$

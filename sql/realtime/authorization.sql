@@ -146,6 +146,84 @@ END
 $$;
 REVOKE EXECUTE ON FUNCTION realtime.wait_until_visible(bigint[]) FROM PUBLIC;
 
+-- The name of this session's row probe for a table (a temporary function, created on first use): given the rows
+-- to check (the table's row type, only the primary key filled), and per group its role (NULL: see nothing) and
+-- `request.jwt.claims`, it returns per group the indexes of the rows the group may SELECT right now. Planning a
+-- probe costs more than running it and it runs once per group: a function's plans are kept across calls, and its
+-- loop over the groups runs no dynamic SQL. The name carries the table's name and key columns, so a renamed table
+-- or a changed key gets a new probe.
+CREATE OR REPLACE FUNCTION realtime.row_probe(entity regclass, primary_key text[])
+RETURNS text
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    probe text := format('herald_probe_%s_%s', entity::oid, left(md5(entity::text || '|' || array_to_string(primary_key, '|')), 16));
+BEGIN
+    IF NOT EXISTS (SELECT FROM pg_proc WHERE proname = probe AND pronamespace = pg_my_temp_schema()) THEN
+        -- A scalar subquery per row, not EXISTS: the planner would turn EXISTS into a semi-join that may scan and
+        -- run the policies on the whole table.
+        EXECUTE format($create$
+            CREATE FUNCTION pg_temp.%1$I(rows_to_check %2$s[], group_roles text[], group_claims text[])
+            RETURNS jsonb[]
+            LANGUAGE plpgsql
+            SET search_path = pg_catalog, pg_temp
+            AS $probe$
+            #variable_conflict use_variable
+            DECLARE
+                answers jsonb[] := '{}';
+                visible jsonb;
+                assumed_role text;
+                group_role text;
+                claims text;
+            BEGIN
+                FOR group_role, claims IN SELECT * FROM unnest(group_roles, group_claims) LOOP
+                    IF group_role IS NULL THEN
+                        visible := '[]';
+                    ELSE
+                        -- Groups come role by role: switch roles only when it changes.
+                        IF assumed_role IS DISTINCT FROM group_role THEN
+                            PERFORM set_config('role', group_role, true);
+                            PERFORM set_config('request.jwt.claim.role', group_role, true);
+                            assumed_role := group_role;
+                        END IF;
+                        PERFORM set_config('request.jwt.claims', claims, true);
+                        PERFORM set_config('request.jwt.claim.sub', coalesce(claims::jsonb->>'sub', ''), true);
+                        SELECT coalesce(jsonb_agg(r.i - 1), '[]') INTO visible
+                        FROM generate_subscripts(rows_to_check, 1) AS r(i)
+                        WHERE (SELECT true FROM %2$s AS t WHERE %3$s LIMIT 1);
+                    END IF;
+                    answers := answers || visible;
+                END LOOP;
+                IF assumed_role IS NOT NULL THEN
+                    PERFORM set_config('role', 'none', true);
+                END IF;
+                RETURN answers;
+            EXCEPTION WHEN OTHERS THEN
+                -- A policy failed for some group (its changes to settings are undone). A failing policy hides the
+                -- rows from that group alone: ask again group by group (one handler per call, not per group: a
+                -- handler costs as much as a check).
+                IF cardinality(group_roles) = 1 THEN
+                    RETURN ARRAY['[]'::jsonb];
+                END IF;
+                RETURN ARRAY(
+                    SELECT (pg_temp.%1$I(rows_to_check, ARRAY[g.group_role], ARRAY[g.claims]))[1]
+                    FROM unnest(group_roles, group_claims) WITH ORDINALITY AS g(group_role, claims, n)
+                    ORDER BY g.n
+                );
+            END
+            $probe$
+            $create$,
+            probe,
+            entity,
+            (SELECT string_agg(format('t.%1$I = (rows_to_check[r.i]).%1$I', c), ' AND ') FROM unnest(primary_key) AS c)
+        );
+    END IF;
+    RETURN 'pg_temp.' || quote_ident(probe);
+END
+$$;
+REVOKE EXECUTE ON FUNCTION realtime.row_probe(regclass, text[]) FROM PUBLIC;
+
 -- realtime.visible_rows(checks jsonb) → jsonb, with checks = one entry per table of the batch:
 --   [{"entity": "public.messages", "keys": [{"id": 1}, …], "claim_keys": ["team"] or null,
 --     "groups": [{"role": "authenticated", "claims": {…}}, …]}]
@@ -175,14 +253,11 @@ DECLARE
     row_security boolean;
     claim_keys text[];
     stale boolean;
-    probe text;
-    keys_literal text;
-    group_value jsonb;
     group_role text;
-    current_role_name text;
+    group_roles text[];
+    group_claims text[];
     columns_by_role jsonb;
     failed_roles jsonb;
-    visible jsonb;
     visible_by_group jsonb[];
     answers jsonb[] := '{}';
 BEGIN
@@ -200,10 +275,13 @@ BEGIN
         CROSS JOIN LATERAL unnest(i.indkey) WITH ORDINALITY AS k(attnum, n)
         JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = k.attnum
         WHERE i.indrelid = entity AND i.indisprimary;
+        SELECT coalesce(array_agg(g->>'role' ORDER BY n), '{}'), coalesce(array_agg((g->'claims')::text ORDER BY n), '{}')
+        INTO group_roles, group_claims
+        FROM jsonb_array_elements(item->'groups') WITH ORDINALITY AS e(g, n);
         -- Column privileges once per role.
         columns_by_role := '{}';
         failed_roles := '{}';
-        FOR group_role IN SELECT DISTINCT g->>'role' FROM jsonb_array_elements(item->'groups') AS g LOOP
+        FOR group_role IN SELECT DISTINCT r FROM unnest(group_roles) AS r LOOP
             BEGIN
                 columns_by_role := columns_by_role || jsonb_build_object(group_role, (
                     SELECT coalesce(jsonb_agg(a.attname ORDER BY a.attnum), '[]')
@@ -215,53 +293,24 @@ BEGIN
                 failed_roles := failed_roles || jsonb_build_object(group_role, SQLERRM);
             END;
         END LOOP;
-        -- One prepared probe per table and session: planning it costs more than running it, and it runs once per
-        -- group. Rows are checked by primary key, so the policies see the row as it is now.
-        probe := NULL;
-        IF row_security AND cardinality(primary_key) > 0 AND NOT stale THEN
-            probe := 'herald_probe_' || entity::oid;
-            IF NOT EXISTS (SELECT FROM pg_prepared_statements WHERE name = probe) THEN
-                EXECUTE format(
-                    'PREPARE %1$I(jsonb) AS SELECT coalesce(jsonb_agg(e.n - 1), ''[]'') '
-                    'FROM jsonb_array_elements($1) WITH ORDINALITY AS e(value, n) '
-                    'CROSS JOIN LATERAL jsonb_populate_record(NULL::%2$s, e.value) AS k '
-                    'WHERE EXISTS (SELECT FROM %2$s AS t WHERE %3$s)',
-                    probe,
-                    entity,
-                    (SELECT string_agg(format('t.%1$I = k.%1$I', c), ' AND ') FROM unnest(primary_key) AS c)
-                );
-            END IF;
-            keys_literal := format('EXECUTE %I(%L)', probe, item->'keys');
-        END IF;
-        visible_by_group := '{}';
-        current_role_name := NULL;
-        FOR group_value IN SELECT value FROM jsonb_array_elements(item->'groups') LOOP
-            group_role := group_value->>'role';
-            IF failed_roles ? group_role OR stale THEN
-                visible := '[]';
-            ELSIF NOT row_security THEN
-                visible := 'null';
-            ELSIF probe IS NULL OR NOT (columns_by_role->group_role) @> to_jsonb(primary_key) THEN
-                visible := '[]';
-            ELSE
-                -- Groups come role by role: switch roles only when it changes.
-                IF current_role_name IS DISTINCT FROM group_role THEN
-                    PERFORM set_config('role', group_role, true);
-                    PERFORM set_config('request.jwt.claim.role', group_role, true);
-                    current_role_name := group_role;
-                END IF;
-                PERFORM set_config('request.jwt.claims', (group_value->'claims')::text, true);
-                PERFORM set_config('request.jwt.claim.sub', coalesce(group_value->'claims'->>'sub', ''), true);
-                BEGIN
-                    EXECUTE keys_literal INTO visible;
-                EXCEPTION WHEN OTHERS THEN
-                    visible := '[]';
-                END;
-            END IF;
-            visible_by_group := visible_by_group || visible;
-        END LOOP;
-        IF current_role_name IS NOT NULL THEN
-            PERFORM set_config('role', 'none', true);
+        IF stale OR (row_security AND cardinality(primary_key) = 0) THEN
+            visible_by_group := array_fill('[]'::jsonb, ARRAY[cardinality(group_roles)]);
+        ELSIF NOT row_security THEN
+            visible_by_group := ARRAY(
+                SELECT CASE WHEN failed_roles ? r THEN '[]'::jsonb ELSE 'null' END
+                FROM unnest(group_roles) WITH ORDINALITY AS u(r, n) ORDER BY n
+            );
+        ELSE
+            -- Rows are checked by primary key, so the policies see each row as it is now. A group whose role failed
+            -- or may not select the whole key sees nothing (its role is passed as NULL).
+            group_roles := ARRAY(
+                SELECT CASE WHEN coalesce(columns_by_role->r @> to_jsonb(primary_key), false) THEN r END
+                FROM unnest(group_roles) WITH ORDINALITY AS u(r, n) ORDER BY n
+            );
+            EXECUTE format(
+                'SELECT %s(ARRAY(SELECT jsonb_populate_record(NULL::%s, k) FROM jsonb_array_elements($1) AS k), $2, $3)',
+                realtime.row_probe(entity, primary_key), entity
+            ) INTO visible_by_group USING item->'keys', group_roles, group_claims;
         END IF;
         answers := answers || jsonb_build_object(
             'primary_key', to_jsonb(primary_key), 'rls', row_security, 'claim_keys', to_jsonb(claim_keys),
