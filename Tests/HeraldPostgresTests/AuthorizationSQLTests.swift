@@ -180,6 +180,41 @@ struct AuthorizationSQLTests {
         }
     }
 
+    /// The session remembers each table's claim keys with a fingerprint of the catalog rows they were read from:
+    /// every change of a policy, of a function a policy calls, or of RLS on a table a policy reads is seen at once.
+    @Test func rememberedClaimKeysFollowEveryChangeTheyDependOn() async throws {
+        let client = PostgresClient(databaseURL: try await TestPostgres.shared.makeMigratedDatabase())
+        defer { client.close() }
+        try await client.withConnection { connection in
+            try connection.executeScript(Self.claimSetup + "CREATE TABLE levels (level int, team text);")
+            func keys(_ table: String) throws -> String? {
+                try connection.execute("SELECT realtime.policy_claim_keys($1::regclass)::text", params: [table]).values[0][0]
+            }
+            let steps: [(change: String, table: String, expected: String?)] = [
+                ("", "by_team", "{team}"),
+                ("ALTER POLICY p ON by_team USING (team = current_setting('request.jwt.claims', true)::jsonb ->> 'org')", "by_team", "{org}"),
+                ("DROP POLICY p ON by_team", "by_team", "{}"),
+                ("CREATE POLICY q ON by_team FOR SELECT USING (team = auth.jwt() ->> 'team')", "by_team", nil),
+                ("", "by_uid", "{sub}"),
+                ("""
+                    CREATE OR REPLACE FUNCTION auth.uid() RETURNS text LANGUAGE sql STABLE AS $$
+                        select current_setting('request.jwt.claims', true)::jsonb ->> 'user_id' $$
+                    """, "by_uid", "{user_id}"),
+                ("ALTER POLICY p ON by_team_and_level USING (level IN (SELECT level FROM levels))", "by_team_and_level", "{}"),
+                ("""
+                    ALTER TABLE levels ENABLE ROW LEVEL SECURITY;
+                    CREATE POLICY mine ON levels FOR SELECT USING (team = current_setting('request.jwt.claims', true)::jsonb ->> 'team')
+                    """, "by_team_and_level", "{team}"),
+                ("ALTER POLICY mine ON levels USING (true)", "by_team_and_level", "{}"),
+            ]
+            for step in steps {
+                if !step.change.isEmpty { try connection.executeScript(step.change) }
+                // Twice: the first answer is computed and remembered, the second comes from memory.
+                for _ in 0..<2 { #expect(try keys(step.table) == step.expected, "\(step.change)") }
+            }
+        }
+    }
+
     @Test func groupsCarryingFewerClaimsThanThePoliciesReadAreStale() async throws {
         let client = PostgresClient(databaseURL: try await TestPostgres.shared.makeMigratedDatabase())
         defer { client.close() }
