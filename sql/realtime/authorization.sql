@@ -307,7 +307,8 @@ REVOKE EXECUTE ON FUNCTION realtime.row_probe(regclass, text[]) FROM PUBLIC;
 -- merges the subscribers that agree on them); it is answered only while the policies read no other claim,
 -- otherwise the answer is "stale" (nothing visible) and the caller asks again with the new keys.
 -- `xids` (optional): the transactions that wrote the rows; the check first waits until they are visible
--- (realtime.wait_until_visible).
+-- (realtime.wait_until_visible), for tables without RLS too: the same transaction may have changed the privileges
+-- or turned RLS on, and the catalogs must be read as they are after it.
 -- The caller must be a member of every role it names (sql/schema/0003_roles.sql grants the standard three).
 CREATE OR REPLACE FUNCTION realtime.visible_rows(checks jsonb)
 RETURNS jsonb
