@@ -152,6 +152,52 @@ import Testing
         }
     }
 
+    /// A transaction that changes privileges or turns RLS on and writes rows: its rows are checked under the rules
+    /// it committed, even when the WAL brings them before the transaction is visible to Herald's check.
+    @Test(arguments: [ChangeSourceConfiguration.Kind.trigger, .replication])
+    func rowsWrittenWithNewRulesAreCheckedUnderThem(source: ChangeSourceConfiguration.Kind) async throws {
+        try await withHerald({ $0.changeSource.kind = source }) { herald in
+            try await herald.script(Self.setup + "CREATE TABLE docs (id int PRIMARY KEY, body text, secret text); SELECT realtime.enable_capture('docs');")
+            let subscriber = try await subscribe(herald, "alice", role: "authenticated", claims: ["team": "red"])
+            let bindings: JSONValue = [["event": "INSERT", "schema": "public", "table": "docs"]]
+            _ = try await subscriber.socket.joinV2("realtime:docs", config: ["postgres_changes": bindings])
+            func receiveDocs(until marker: Int) async throws -> [Int: JSONValue] {
+                var records: [Int: JSONValue] = [:]
+                while true {
+                    let message = try await subscriber.socket.receiveJSON()
+                    guard message.arrayValue?[3] == "postgres_changes", let data = message.arrayValue?[4]["data"] else { continue }
+                    if data["table"] == "markers", data["record"]?["id"]?.intValue == marker { return records }
+                    if data["table"] == "docs" { records[data["record"]?["id"]?.intValue ?? -1] = data["record"] }
+                }
+            }
+            // Checked before the rules change (visibility is decided when Herald checks).
+            try await herald.script("INSERT INTO docs VALUES (1, 'b', 's'); INSERT INTO markers VALUES (1);")
+            let before = try await receiveDocs(until: 1)
+            #expect(before.keys.sorted() == [1] && before[1]?["secret"] == "s")
+            try await herald.script("""
+                BEGIN;
+                REVOKE SELECT ON docs FROM authenticated;
+                GRANT SELECT (id, body) ON docs TO authenticated;
+                INSERT INTO docs VALUES (2, 'b', 's');
+                COMMIT;
+                INSERT INTO markers VALUES (2);
+                """)
+            let revoked = try await receiveDocs(until: 2)
+            #expect(revoked.keys.sorted() == [2] && revoked[2]?.objectValue?.keys == ["id", "body"])
+            try await herald.script("""
+                BEGIN;
+                ALTER TABLE docs ENABLE ROW LEVEL SECURITY;
+                CREATE POLICY odd ON docs FOR SELECT USING (id % 2 = 1);
+                INSERT INTO docs VALUES (3, 'b', 's'), (4, 'b', 's');
+                COMMIT;
+                INSERT INTO markers VALUES (3);
+                """)
+            let hidden = try await receiveDocs(until: 3)
+            #expect(hidden.keys.sorted() == [3] && hidden[3]?.objectValue?.keys == ["id", "body"])
+            await subscriber.socket.close()
+        }
+    }
+
     @Test func aRoleTheDatabaseDoesNotHaveIsRefusedAtJoin() async throws {
         try await withHerald { herald in
             try await herald.script(Self.setup)
