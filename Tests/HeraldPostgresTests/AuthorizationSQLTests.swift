@@ -242,7 +242,8 @@ struct AuthorizationSQLTests {
 
     /// A change can arrive from the WAL before its transaction is visible to new snapshots; the check waits for the
     /// transactions it names, so the row is not hidden from everyone. (The writer commits once the check is seen
-    /// waiting, well inside the check's 2 s limit.)
+    /// waiting, well inside the check's 2 s limit.) An older transaction still running puts the writer's id past
+    /// the snapshots' xmax, as concurrent writers do: the check must wait for it all the same.
     @Test func aCheckWaitsUntilTheWritingTransactionIsVisible() async throws {
         let url = try await TestPostgres.shared.makeMigratedDatabase()
         let client = PostgresClient(databaseURL: url)
@@ -250,20 +251,12 @@ struct AuthorizationSQLTests {
         try await client.withConnection {
             try $0.executeScript("CREATE TABLE late (id int PRIMARY KEY); ALTER TABLE late ENABLE ROW LEVEL SECURITY; CREATE POLICY everyone ON late FOR SELECT USING (true);")
         }
-        // The writer's connection lives on one thread: it opens the transaction, says its id, and commits when told.
-        let held = HeldTransaction()
-        async let writer: Void = offloaded {
-            let connection = try PGConnection(url: url, applicationName: "late writer")
-            _ = try connection.execute("BEGIN")
-            _ = try connection.execute("INSERT INTO late VALUES (1)")
-            held.transactionID = (try connection.execute("SELECT (txid_current() % 4294967296)::text").values.first?.first ?? nil).flatMap { UInt32($0) }
-            held.opened.signal()
-            held.commit.wait()
-            _ = try connection.execute("COMMIT")
-        }
-        try await offloaded { held.opened.wait() }
+        let older = HeldTransaction(url: url, name: "older writer", statement: "SELECT 1")
+        try await older.open()
+        let writer = HeldTransaction(url: url, name: "late writer", statement: "INSERT INTO late VALUES (1)")
+        try await writer.open()
         let check = VisibilityCheck(
-            schema: "public", table: "late", keys: [["id": 1]], groups: [group("authenticated", [:])], transactionIDs: [try #require(held.transactionID)]
+            schema: "public", table: "late", keys: [["id": 1]], groups: [group("authenticated", [:])], transactionIDs: [try #require(writer.transactionID)]
         )
         async let answers = ask(client, [check])
         let watcher = PostgresClient(databaseURL: url)
@@ -271,20 +264,59 @@ struct AuthorizationSQLTests {
         var waiting = false
         let deadline = ContinuousClock.now + .seconds(20)
         while !waiting && ContinuousClock.now < deadline {
-            let rows = try await watcher.query("SELECT count(*)::text FROM pg_stat_activity WHERE wait_event = 'PgSleep' AND query LIKE '%visible_rows%'")
+            let rows = try await watcher.query(
+                "SELECT count(*)::text FROM pg_stat_activity WHERE datname = current_database() AND wait_event = 'PgSleep' AND query LIKE '%visible_rows%'"
+            )
             waiting = rows.values.first?.first == "1"
         }
         #expect(waiting, "the check never waited for the open transaction")
-        held.commit.signal()
-        try await writer
+        try await writer.commit()
         #expect(try await answers[0].visible == [[0]])
+        try await older.commit()
     }
 }
 
-/// A transaction kept open on the writer's thread until the test lets it commit.
+/// A transaction on a connection of its own thread: it runs `statement`, takes a transaction id, and stays open
+/// until the test commits it.
 final class HeldTransaction: @unchecked Sendable {
-    let opened = DispatchSemaphore(value: 0)
-    let commit = DispatchSemaphore(value: 0)
+    private let url: String
+    private let name: String
+    private let statement: String
+    private let opened = DispatchSemaphore(value: 0)
+    private let committing = DispatchSemaphore(value: 0)
+    private var finished: Task<Void, any Error>?
     /// Written before `opened` is signalled, read after.
-    var transactionID: UInt32?
+    private(set) var transactionID: UInt32?
+
+    init(url: String, name: String, statement: String) {
+        self.url = url
+        self.name = name
+        self.statement = statement
+    }
+
+    func open() async throws {
+        finished = Task {
+            try await offloaded { [self] in
+                let connection: PGConnection
+                do {
+                    connection = try PGConnection(url: url, applicationName: name)
+                    _ = try connection.execute("BEGIN")
+                    _ = try connection.execute(statement)
+                    transactionID = (try connection.execute("SELECT (txid_current() % 4294967296)::text").values.first?.first ?? nil).flatMap { UInt32($0) }
+                } catch {
+                    opened.signal()
+                    throw error
+                }
+                opened.signal()
+                committing.wait()
+                _ = try connection.execute("COMMIT")
+            }
+        }
+        try await offloaded { [opened] in opened.wait() }
+    }
+
+    func commit() async throws {
+        committing.signal()
+        try await finished?.value
+    }
 }

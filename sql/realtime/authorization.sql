@@ -202,10 +202,16 @@ BEGIN
     LOOP
         snapshot := pg_current_snapshot();
         next_xid := pg_snapshot_xmax(snapshot)::text::bigint;
-        -- The 64-bit id: the epoch of the snapshot's xmax, or the one before when the id is past xmax's low bits.
+        -- The 64-bit id is the one nearest the snapshot's xmax with the same low 32 bits. It can be past xmax:
+        -- xmax is the latest completed id + 1, and a running transaction may have a later id than that when an
+        -- older one is still running too.
         EXIT WHEN clock_timestamp() > deadline OR NOT EXISTS (
             SELECT FROM unnest(xids) AS x,
-                LATERAL (SELECT (next_xid >> 32 << 32 | x) - CASE WHEN x > (next_xid & 4294967295) THEN 4294967296 ELSE 0 END) AS f(full_xid)
+                LATERAL (SELECT next_xid >> 32 << 32 | x) AS same_epoch(xid),
+                LATERAL (SELECT same_epoch.xid + CASE
+                    WHEN same_epoch.xid > next_xid + 2147483648 THEN -4294967296
+                    WHEN same_epoch.xid < next_xid - 2147483648 THEN 4294967296
+                    ELSE 0 END) AS f(full_xid)
             WHERE f.full_xid >= 0 AND NOT pg_visible_in_snapshot(f.full_xid::text::xid8, snapshot)
         );
         PERFORM pg_sleep(0.0005);
