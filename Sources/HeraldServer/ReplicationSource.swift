@@ -92,6 +92,11 @@ enum ChangeSources {
                 catalog: catalog,
                 logger: logger
             )
+            // A channel is told "Subscribed" only for tables the catalog knows, and the catalog publishes what it
+            // loads before using it: a table whose capture was just turned on is streamed before any channel
+            // subscribed to it is told so (the notification that also publishes it may come later).
+            let publication = configuration.publication
+            await catalog.publishBeforeUse { await ReplicationSource.synchronizePublication(publication, database: database, logger: logger) }
             try await source.prepare()
             return source
         }
@@ -253,9 +258,28 @@ struct ReplicationSource: Service, CustomStringConvertible {
 
     /// Makes the publication list the captured tables; failures are logged (the next catalog change retries).
     func synchronizePublication() async {
+        await Self.synchronizePublication(publication, database: database, logger: logger)
+    }
+
+    /// One synchronization at a time, of this Herald and of others sharing the publication (an advisory lock for
+    /// the transaction): each reads the captured tables only after the previous one committed, so a late one
+    /// never takes back a table an earlier one added.
+    static func synchronizePublication(_ publication: String, database: PostgresClient, logger: Logger) async {
         do {
-            let tables = try await TableCatalog.load(from: database).map { TableName(schema: $0.schema, table: $0.name) }
-            let plan = try await database.withConnection { [publication] in try $0.synchronizePublication(publication, tables: tables) }
+            let plan = try await database.withConnection { connection in
+                _ = try connection.execute("BEGIN")
+                do {
+                    _ = try connection.execute("SELECT pg_advisory_xact_lock(hashtext('herald publication ' || $1))", params: [publication])
+                    let captured = try connection.execute("SELECT schema_name::text, table_name::text FROM realtime.captured_tables()")
+                    let tables = captured.values.compactMap { row in row[0].flatMap { schema in row[1].map { TableName(schema: schema, table: $0) } } }
+                    let plan = try connection.synchronizePublication(publication, tables: tables)
+                    _ = try connection.execute("COMMIT")
+                    return plan
+                } catch {
+                    _ = try? connection.execute("ROLLBACK")
+                    throw error
+                }
+            }
             for table in plan.withoutIdentity {
                 logger.warning(
                     "\(table) has no replica identity, so its changes are not streamed: add a primary key or run ALTER TABLE \(table) REPLICA IDENTITY FULL"

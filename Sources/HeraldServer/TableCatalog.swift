@@ -25,6 +25,8 @@ actor TableCatalog {
     private var loadedGeneration = 0
     /// Bumped (from any thread) when capture is enabled or disabled; a stale cache is reloaded on next use.
     private nonisolated let generation = Atomic<Int>(0)
+    /// Run after each load, before the tables are used (the replication source publishes them).
+    private var publish: (@Sendable () async -> Void)?
 
     init(load: @escaping @Sendable () async throws -> [Table], canAssumeRole: @escaping @Sendable (String) async throws -> Bool) {
         self.load = load
@@ -50,6 +52,8 @@ actor TableCatalog {
     }
 
     nonisolated func invalidate() { generation.add(1, ordering: .relaxed) }
+
+    func publishBeforeUse(_ publish: @escaping @Sendable () async -> Void) { self.publish = publish }
 
     /// All-or-nothing, like upstream's subscription transaction: the first refused binding refuses the channel, and
     /// so does a JWT role the database does not have (Herald assumes it to check what the channel may read).
@@ -134,6 +138,7 @@ actor TableCatalog {
             all = tables
         } else {
             all = try await load()
+            await publish?()
             tables = all
             loadedGeneration = current
         }
