@@ -143,6 +143,30 @@ struct ReplicationSourceTests {
         }
     }
 
+    /// A channel is told "Subscribed to PostgreSQL" only for tables the catalog has loaded, and the replication
+    /// source publishes every load before the catalog uses it: also when capture was turned on after the cache was
+    /// filled and the notification that would publish the table has not been handled yet.
+    @Test func theCatalogPublishesWhatItLoadsBeforeAJoinUsesIt() async throws {
+        let captured = Mutex<[String]>([])
+        let events = Mutex<[String]>([])
+        let catalog = TableCatalog(
+            load: {
+                let names = captured.withLock { $0 }
+                events.withLock { $0.append("load \(names)") }
+                return names.map { TableCatalog.Table(schema: "public", name: $0, columns: [Column(name: "id", type: "int4")]) }
+            },
+            canAssumeRole: { _ in true }
+        )
+        await catalog.publishBeforeUse { events.withLock { $0.append("publish") } }
+        let fresh = BindingRequest(raw: ["event": "INSERT", "schema": "public", "table": "fresh"])
+        let before = await catalog.resolve([fresh], role: "authenticated")
+        if case .success = before { Issue.record("a table that is not captured was subscribed") }
+        captured.withLock { $0 = ["fresh"] }
+        let after = await catalog.resolve([fresh], role: "authenticated")
+        #expect((try? after.get())?.map(\.table) == ["fresh"])
+        #expect(events.withLock { $0 } == ["load []", "publish", "load []", "publish", "load [\"fresh\"]", "publish"])
+    }
+
     @Test func theSourceIsChosenFromTheServerAndTheConfiguration() async throws {
         let url = try await TestPostgres.shared.makeMigratedDatabase()
         let database = PostgresClient(databaseURL: url)
