@@ -331,7 +331,9 @@ DECLARE
     group_role text;
     group_roles text[];
     group_claims text[];
+    role_columns jsonb;
     columns_by_role jsonb;
+    key_readers text[];
     failed_roles jsonb;
     visible_by_group jsonb[];
     answers jsonb[] := '{}';
@@ -353,17 +355,22 @@ BEGIN
         SELECT coalesce(array_agg(g->>'role' ORDER BY n), '{}'), coalesce(array_agg((g->'claims')::text ORDER BY n), '{}')
         INTO group_roles, group_claims
         FROM jsonb_array_elements(item->'groups') WITH ORDINALITY AS e(g, n);
-        -- Column privileges once per role.
+        -- Column privileges once per role, and which roles may select the whole key (only those are probed).
         columns_by_role := '{}';
+        key_readers := '{}';
         failed_roles := '{}';
         FOR group_role IN SELECT DISTINCT r FROM unnest(group_roles) AS r LOOP
             BEGIN
-                columns_by_role := columns_by_role || jsonb_build_object(group_role, (
+                role_columns := (
                     SELECT coalesce(jsonb_agg(a.attname ORDER BY a.attnum), '[]')
                     FROM pg_attribute a
                     WHERE a.attrelid = entity AND a.attnum > 0 AND NOT a.attisdropped
                         AND has_column_privilege(group_role, entity, a.attnum, 'SELECT')
-                ));
+                );
+                columns_by_role := columns_by_role || jsonb_build_object(group_role, role_columns);
+                IF role_columns @> to_jsonb(primary_key) THEN
+                    key_readers := key_readers || group_role;
+                END IF;
             EXCEPTION WHEN OTHERS THEN
                 failed_roles := failed_roles || jsonb_build_object(group_role, SQLERRM);
             END;
@@ -379,7 +386,7 @@ BEGIN
             -- Rows are checked by primary key, so the policies see each row as it is now. A group whose role failed
             -- or may not select the whole key sees nothing (its role is passed as NULL).
             group_roles := ARRAY(
-                SELECT CASE WHEN coalesce(columns_by_role->r @> to_jsonb(primary_key), false) THEN r END
+                SELECT CASE WHEN r = ANY (key_readers) THEN r END
                 FROM unnest(group_roles) WITH ORDINALITY AS u(r, n) ORDER BY n
             );
             EXECUTE format(
