@@ -161,19 +161,11 @@ import Testing
             let subscriber = try await subscribe(herald, "alice", role: "authenticated", claims: ["team": "red"])
             let bindings: JSONValue = [["event": "INSERT", "schema": "public", "table": "docs"]]
             _ = try await subscriber.socket.joinV2("realtime:docs", config: ["postgres_changes": bindings])
-            func receiveDocs(until marker: Int) async throws -> [Int: JSONValue] {
-                var records: [Int: JSONValue] = [:]
-                while true {
-                    let message = try await subscriber.socket.receiveJSON()
-                    guard message.arrayValue?[3] == "postgres_changes", let data = message.arrayValue?[4]["data"] else { continue }
-                    if data["table"] == "markers", data["record"]?["id"]?.intValue == marker { return records }
-                    if data["table"] == "docs" { records[data["record"]?["id"]?.intValue ?? -1] = data["record"] }
-                }
-            }
             // Checked before the rules change (visibility is decided when Herald checks).
             try await herald.script("INSERT INTO docs VALUES (1, 'b', 's'); INSERT INTO markers VALUES (1);")
-            let before = try await receiveDocs(until: 1)
-            #expect(before.keys.sorted() == [1] && before[1]?["secret"] == "s")
+            var before = Received()
+            try await receive(subscriber, until: 1, into: &before)
+            #expect(before.inserts == [1] && before.records.first?["secret"] == "s")
             try await herald.script("""
                 BEGIN;
                 REVOKE SELECT ON docs FROM authenticated;
@@ -182,8 +174,9 @@ import Testing
                 COMMIT;
                 INSERT INTO markers VALUES (2);
                 """)
-            let revoked = try await receiveDocs(until: 2)
-            #expect(revoked.keys.sorted() == [2] && revoked[2]?.objectValue?.keys == ["id", "body"])
+            var revoked = Received()
+            try await receive(subscriber, until: 2, into: &revoked)
+            #expect(revoked.inserts == [2] && revoked.records.first?.objectValue?.keys == ["id", "body"])
             try await herald.script("""
                 BEGIN;
                 ALTER TABLE docs ENABLE ROW LEVEL SECURITY;
@@ -192,8 +185,9 @@ import Testing
                 COMMIT;
                 INSERT INTO markers VALUES (3);
                 """)
-            let hidden = try await receiveDocs(until: 3)
-            #expect(hidden.keys.sorted() == [3] && hidden[3]?.objectValue?.keys == ["id", "body"])
+            var hidden = Received()
+            try await receive(subscriber, until: 3, into: &hidden)
+            #expect(hidden.inserts == [3] && hidden.records.first?.objectValue?.keys == ["id", "body"])
             await subscriber.socket.close()
         }
     }
